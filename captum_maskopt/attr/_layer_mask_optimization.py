@@ -1,0 +1,326 @@
+"""LayerMaskOptimization: mask optimization on a layer's output (or input), for models
+whose inputs cannot be interpolated, such as token ids."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Tuple, Union
+
+import torch
+from captum.attr import LayerAttribution
+from captum.log import log_usage
+from torch import Tensor, nn
+
+from captum_maskopt._features import FeatureGroups, build_feature_groups
+from captum_maskopt.attr import _common as common
+from captum_maskopt.attr._run import masks_to_attributions, optimize_chunk
+from captum_maskopt.baselines import format_baselines
+from captum_maskopt.optimization import OptimizationRecord
+
+TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+
+
+class _LayerSwitch:
+    """A hook on ``layer`` that records its tensors or replaces them with given ones.
+
+    With ``attribute_to_layer_input`` the tensors are the layer's positional tensor
+    inputs (forward pre-hook), otherwise its output (forward hook): a tensor or the
+    tensors of a tuple.
+    """
+
+    def __init__(
+        self, layer: nn.Module, to_input: bool, device_ids: Optional[List[int]]
+    ) -> None:
+        self.to_input = to_input
+        self.device_ids = device_ids
+        self.recorded: Optional[Tuple[Tensor, ...]] = None
+        self.replacement: Optional[Tuple[Tensor, ...]] = None
+        self.was_tuple = False
+        if to_input:
+            self.handle = layer.register_forward_pre_hook(self._pre_hook)
+        else:
+            self.handle = layer.register_forward_hook(self._hook)
+
+    def remove(self) -> None:
+        self.handle.remove()
+
+    def _for_replica(self, tensor: Tensor, like: Tensor) -> Tensor:
+        """Under DataParallel each replica sees one chunk of the batch: give it its own."""
+        if tensor.shape[0] == like.shape[0] and tensor.device == like.device:
+            return tensor
+        devices = self.device_ids or []
+        chunks = tensor.chunk(len(devices)) if devices else (tensor,)
+        position = devices.index(like.device.index) if like.device.index in devices else 0
+        return chunks[position].to(like.device)
+
+    def _swap(self, values: Tuple[Any, ...]) -> Tuple[Any, ...]:
+        positions = [i for i, v in enumerate(values) if isinstance(v, Tensor)]
+        if self.replacement is None:
+            self.recorded = tuple(values[i].detach() for i in positions)
+            return values
+        swapped = list(values)
+        for position, new in zip(positions, self.replacement):
+            swapped[position] = self._for_replica(new, values[position])
+        return tuple(swapped)
+
+    def _pre_hook(self, module: nn.Module, args: Tuple[Any, ...]) -> Optional[Tuple[Any, ...]]:
+        self.was_tuple = sum(isinstance(a, Tensor) for a in args) > 1
+        swapped = self._swap(args)
+        return None if self.replacement is None else swapped
+
+    def _hook(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> Any:
+        self.was_tuple = isinstance(output, tuple)
+        values = output if isinstance(output, tuple) else (output,)
+        swapped = self._swap(values)
+        if self.replacement is None:
+            return None
+        return swapped if isinstance(output, tuple) else swapped[0]
+
+    def record(self, run: Callable[[], Any]) -> Tuple[Any, Tuple[Tensor, ...]]:
+        """Run the model once, returning its output and the layer's tensors."""
+        self.replacement, self.recorded = None, None
+        with torch.no_grad():
+            output = run()
+        if self.recorded is None:
+            raise RuntimeError(
+                "layer was not called during forward_func's forward pass; pass a module "
+                "that forward_func uses"
+            )
+        return output, self.recorded
+
+
+class LayerMaskOptimization(LayerAttribution):
+    r"""
+    Input mask optimization applied at a layer: the mask mixes the layer's output for
+    the inputs with its output for the baselines, inside the model's own forward pass.
+
+    This is the form for token-id models: baselines are given in input space (e.g. pad
+    token ids) and run through the model to get the layer's baseline output, exactly as
+    Captum's ``LayerIntegratedGradients`` does, so position and type embeddings stay
+    right. Hooks replace the layer's output with the keep and remove views at every step
+    and are removed afterwards, also when an error occurs.
+
+    The objective, parametrizations and settings are those of
+    :class:`~captum_maskopt.MaskOptimization`; the attributions have the shape of the
+    layer's output (or input), one mask value per group (by default per position of an
+    ``(N, T, D)`` tensor) repeated over the rest.
+
+    Examples::
+
+        >>> # was: LayerIntegratedGradients(model, model.bert.embeddings)
+        >>> lmo = LayerMaskOptimization(model, model.bert.embeddings)
+        >>> attributions = lmo.attribute(input_ids, baselines=pad_ids, target=1,
+        ...                              additional_forward_args=(attention_mask,))
+        >>> token_scores = attributions.mean(-1)
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Tensor],
+        layer: nn.Module,
+        device_ids: Optional[List[int]] = None,
+    ) -> None:
+        r"""
+        Args:
+            forward_func (Callable or torch.nn.Module): the model or any function that
+                        maps the inputs (and ``additional_forward_args``) to class
+                        scores, batch in dimension 0.
+            layer (torch.nn.Module): the layer whose output (or input) is masked, e.g.
+                        the embedding module of a transformer.
+            device_ids (list[int], optional): the devices of a ``DataParallel``
+                        ``forward_func``, so that each replica receives its chunk of
+                        the masked views; taken from ``forward_func`` when it is a
+                        ``DataParallel`` module. Default: None
+        """
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"layer must be a torch.nn.Module, got {type(layer).__name__}")
+        if device_ids is None and isinstance(forward_func, nn.DataParallel):
+            device_ids = list(forward_func.device_ids)
+        LayerAttribution.__init__(self, forward_func, layer, device_ids)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return False
+
+    @log_usage()
+    @common.with_settings_doc
+    def attribute(
+        self,
+        inputs: TensorOrTuple,
+        baselines: Any = None,
+        target: common.TargetForm = None,
+        additional_forward_args: Any = None,
+        feature_mask: Optional[TensorOrTuple] = None,
+        n_steps: int = common.DEFAULT_N_STEPS,
+        *,
+        attribute_to_layer_input: bool = False,
+        pinned_features: Optional[TensorOrTuple] = None,
+        internal_batch_size: Optional[int] = None,
+        return_record: bool = False,
+        show_progress: bool = False,
+        learning_rate: float = 0.1,
+        parametrization: str = "auto",
+        probability: str = "softmax",
+        sufficiency_weight: float = 1.0,
+        comprehensiveness_weight: float = 1.0,
+        comprehensiveness: str = "log",
+        comprehensiveness_margin: float = 0.1,
+        compactness_weight: float = 1.0,
+        target_kept_fraction: Optional[float] = None,
+        smoothness_weight: float = 1.2,
+        total_variation_weight: Optional[float] = None,
+        noise_std: float = 0.03,
+        flip_fraction: float = 0.05,
+        check_every: int = 10,
+        tolerance: float = 0.01,
+        seed: Optional[int] = 0,
+        autocast: bool = False,
+    ) -> Union[TensorOrTuple, Tuple[TensorOrTuple, OptimizationRecord]]:
+        r"""
+        Optimize one mask per example over the layer's tensor and return it.
+
+        Args:
+            inputs (Tensor or tuple[Tensor, ...]): the model inputs, e.g. token ids,
+                        batch in dimension 0. They need not be floating point.
+            baselines (scalar, Tensor, tuple or list, optional): baselines *in input
+                        space* (e.g. the pad token id, or ids with [CLS]/[SEP] kept),
+                        in any form Captum accepts; they are run through the model to
+                        get the layer's baseline tensors. A list uses several at once.
+                        Default: None (zeros)
+            target (int, tuple, Tensor or list, optional): the output index to explain
+                        per example, in any form Captum accepts. Default: None
+            additional_forward_args (Any, optional): further arguments to
+                        ``forward_func`` after the inputs, e.g. an attention mask;
+                        batched tensors are expanded with the views. Default: None
+            feature_mask (Tensor or tuple[Tensor, ...], optional): integer group ids
+                        over the *layer's* tensor(s), with their number of dimensions,
+                        each dimension 1 or the tensor's size, e.g. ``(N, T, 1)`` word
+                        ids to group word pieces. Default: one group per position of
+                        an ``(N, T, D)`` tensor.
+            n_steps (int, optional): the maximum number of optimization steps.
+                        Default: {n_steps}
+            attribute_to_layer_input (bool, optional): mask the layer's (floating
+                        point) input instead of its output, as in Captum's layer
+                        methods. Default: False
+            pinned_features (bool Tensor or tuple, optional): broadcastable to the
+                        layer's tensor(s), e.g. ``(N, T, 1)``; groups whose elements
+                        are all True are fixed to "removed" (special tokens). Groups
+                        whose layer values equal every baseline's (padding when the
+                        baseline is padding) are pinned automatically. Default: None
+            internal_batch_size (int, optional): optimize at most this many examples
+                        at a time. Default: None
+            return_record (bool, optional): also return the
+                        :class:`~captum_maskopt.OptimizationRecord`. Default: False
+            show_progress (bool, optional): show a progress bar. Default: False
+{settings}
+
+        Returns:
+            *Tensor* or *tuple[Tensor, ...]* of **attributions** shaped like the layer's
+            output (a tuple when the layer returns one), or its input with
+            ``attribute_to_layer_input``; with ``return_record``, a pair
+            (attributions, record).
+        """
+        inputs_tuple, _ = common.format_tensor_tuple(inputs, "inputs")
+        n = common.check_inputs(inputs_tuple, "inputs", floating=False)
+        baseline_list = format_baselines(baselines, inputs_tuple)
+        args = common.format_additional_forward_args(additional_forward_args, n)
+        objective, optimizer = common.settings_from_arguments(
+            n_steps=n_steps, learning_rate=learning_rate,
+            sufficiency_weight=sufficiency_weight,
+            comprehensiveness_weight=comprehensiveness_weight,
+            comprehensiveness=comprehensiveness,
+            comprehensiveness_margin=comprehensiveness_margin,
+            compactness_weight=compactness_weight,
+            target_kept_fraction=target_kept_fraction,
+            smoothness_weight=smoothness_weight,
+            total_variation_weight=total_variation_weight,
+            noise_std=noise_std, flip_fraction=flip_fraction,
+            check_every=check_every, tolerance=tolerance, seed=seed,
+            probability=probability, parametrization=parametrization,
+            autocast=autocast, uses_grid=False,
+        )
+        chunks = common.chunk_rows(n, internal_batch_size)
+
+        results: List[Tuple[Tensor, FeatureGroups]] = []
+        records: List[OptimizationRecord] = []
+        layer_tensors: List[Tuple[Tensor, ...]] = []
+        target_index: Optional[Tensor] = None
+        switch = _LayerSwitch(self.layer, attribute_to_layer_input, self.device_ids)
+        try:
+            with common.preserved_caller_state(self.forward_func), common.progress_bar(
+                show_progress, n_steps * len(chunks), "LayerMaskOptimization"
+            ) as progress:
+                for number, chunk in enumerate(chunks):
+                    chunk_inputs = common.slice_batch(inputs_tuple, n, chunk)
+                    chunk_args = common.slice_batch(args, n, chunk)
+                    original, masked = switch.record(
+                        lambda: self.forward_func(*chunk_inputs, *chunk_args)
+                    )
+                    masked = self._check_layer_tensors(masked, chunk_inputs[0].shape[0])
+                    layer_baselines = []
+                    for baseline in baseline_list:
+                        full = tuple(
+                            b.expand_as(x) for b, x in zip(common.slice_batch(baseline, n, chunk), chunk_inputs)
+                        )
+                        _, recorded = switch.record(lambda: self.forward_func(*full, *chunk_args))
+                        layer_baselines.append(recorded)
+                    if number == 0:
+                        target_index = common.format_target(target, n, original.shape)
+                        masks = common.format_optional_like(feature_mask, masked, "feature_mask")
+                        pins = common.format_pinned(pinned_features, masked)
+                        if masks is not None:
+                            build_feature_groups(masked, masks, layer_baselines, pins)
+                    chunk_target = common.chunk_target(target_index, chunk, original)
+                    common.check_output(original, chunk_inputs[0].shape[0], chunk_target, probability)
+                    groups = build_feature_groups(
+                        masked,
+                        None if masks is None else common.slice_batch(masks, n, chunk),
+                        layer_baselines,
+                        None if pins is None else common.slice_batch(pins, n, chunk),
+                        check_gaps=False,
+                    )
+
+                    def run_views(
+                        views: Tuple[Tensor, ...], rows: Optional[Tensor], copies: int,
+                        chunk_inputs: Tuple[Tensor, ...] = chunk_inputs,
+                        chunk_args: Tuple[Any, ...] = chunk_args,
+                    ) -> Tensor:
+                        model_inputs = common.expand_additional_forward_args(chunk_inputs, rows, copies)
+                        expanded = common.expand_additional_forward_args(chunk_args, rows, copies)
+                        switch.replacement = views
+                        try:
+                            return self.forward_func(*model_inputs, *expanded)
+                        finally:
+                            switch.replacement = None
+
+                    mask, record = optimize_chunk(
+                        masked, layer_baselines, groups, run_views, chunk_target,
+                        parametrization, 8, objective, optimizer, probability,
+                        autocast, progress,
+                    )
+                    results.append((mask, groups))
+                    records.append(record)
+                    layer_tensors.append(masked)
+        finally:
+            switch.remove()
+        like = tuple(torch.cat(parts) for parts in zip(*layer_tensors))
+        attributions = masks_to_attributions(results, like)
+        output = attributions if switch.was_tuple else attributions[0]
+        if return_record:
+            return output, OptimizationRecord.concatenate(records)
+        return output
+
+    @staticmethod
+    def _check_layer_tensors(tensors: Tuple[Tensor, ...], n: int) -> Tuple[Tensor, ...]:
+        for i, t in enumerate(tensors):
+            if not t.is_floating_point():
+                raise TypeError(
+                    f"the layer's tensor {i} has dtype {t.dtype}; only floating point layer "
+                    "tensors can be masked (for an embedding layer, mask its output, not its "
+                    "token-id input)"
+                )
+            if t.dim() == 0 or t.shape[0] != n:
+                raise ValueError(
+                    f"the layer's tensor {i} has shape {tuple(t.shape)}; expected the batch "
+                    f"size {n} in dim 0"
+                )
+        return tensors
