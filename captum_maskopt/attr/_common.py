@@ -303,6 +303,10 @@ def resolve_parametrization(
 
 def _modules_of(forward_func: Callable[..., Any]) -> List[nn.Module]:
     owner = getattr(forward_func, "__self__", forward_func)
+    # A DataParallel/DDP wrapper is a fresh module in training mode; what matters is
+    # the mode of the model it wraps.
+    while isinstance(owner, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        owner = owner.module
     return [owner] if isinstance(owner, nn.Module) else []
 
 

@@ -133,6 +133,12 @@ class LayerMaskOptimization(LayerAttribution):
         """
         if not isinstance(layer, nn.Module):
             raise TypeError(f"layer must be a torch.nn.Module, got {type(layer).__name__}")
+        if isinstance(layer, torch.jit.ScriptModule):
+            raise TypeError(
+                "layer is a TorchScript module, on which hooks cannot be registered; keep "
+                "the layer an eager module and script what follows it, e.g. forward_func="
+                "lambda ids: scripted_rest(embeddings(ids))"
+            )
         if device_ids is None and isinstance(forward_func, nn.DataParallel):
             device_ids = list(forward_func.device_ids)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)

@@ -1,0 +1,58 @@
+"""Small models shared by the tests."""
+
+import pytest
+import torch
+from torch import nn
+
+
+class PlantedLinear(nn.Module):
+    """Two classes; class 0 reads only features 3 and 9, class 1 only 1 and 6."""
+
+    EVIDENCE = {0: (3, 9), 1: (1, 6)}
+
+    def __init__(self, n_features: int = 12) -> None:
+        super().__init__()
+        self.n_features = n_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack(
+            [4.0 * (x[:, 3] + x[:, 9]) - 4.0, 4.0 * (x[:, 1] + x[:, 6]) - 4.0], dim=1
+        )
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, classes: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU()
+        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class SmallMLP(nn.Module):
+    def __init__(self, n_features: int = 8, classes: int = 3) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_features, 16), nn.Tanh(), nn.Linear(16, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@pytest.fixture
+def planted() -> PlantedLinear:
+    return PlantedLinear().eval()
+
+
+@pytest.fixture
+def cnn() -> SmallCNN:
+    torch.manual_seed(0)
+    return SmallCNN().eval()
+
+
+@pytest.fixture
+def mlp() -> SmallMLP:
+    torch.manual_seed(0)
+    return SmallMLP().eval()

@@ -1,0 +1,173 @@
+"""LayerMaskOptimization: masking a layer's output for token-id models."""
+
+import pytest
+import torch
+from captum.attr import LayerIntegratedGradients
+from torch import nn
+
+from captum_maskopt import LayerMaskOptimization
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def bert():
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=32, num_labels=2,
+    )
+    return transformers.BertForSequenceClassification(config).eval()
+
+
+def _batch():
+    torch.manual_seed(1)
+    ids = torch.randint(5, 60, (3, 10))
+    ids[:, 0], ids[0, 6], ids[0, 7:] = 2, 3, 0  # [CLS]=2, [SEP]=3, padding=0
+    ids[1:, 9] = 3
+    return ids, (ids != 0).long()
+
+
+def _no_hooks(module):
+    return all(
+        len(m._forward_hooks) == 0 and len(m._forward_pre_hooks) == 0 for m in module.modules()
+    )
+
+
+def test_bert_embeddings_with_pad_baselines_and_attention_mask(bert):
+    ids, attention = _batch()
+
+    def forward(input_ids, attention_mask):
+        return bert(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    special = (ids == 2) | (ids == 3)
+    explainer = LayerMaskOptimization(forward, bert.bert.embeddings)
+    attributions, record = explainer.attribute(
+        ids, baselines=torch.zeros_like(ids), target=1,
+        additional_forward_args=(attention,), n_steps=20,
+        pinned_features=special.unsqueeze(-1), return_record=True,
+    )
+    reference = LayerIntegratedGradients(forward, bert.bert.embeddings).attribute(
+        ids, baselines=torch.zeros_like(ids), target=1, additional_forward_args=(attention,), n_steps=5
+    )
+    assert attributions.shape == reference.shape == (3, 10, 32)
+    assert ((attributions >= 0) & (attributions <= 1)).all()
+    # One value per token, shared over the hidden dimension.
+    assert torch.equal(attributions, attributions[..., :1].expand_as(attributions))
+    # Padding equals the baseline and special tokens are pinned: both get 0.
+    assert (attributions[0, 7:] == 0).all() and (attributions[special] == 0).all()
+    assert record.steps.shape == (3,)
+    assert _no_hooks(bert)
+
+
+def test_layer_batch_gives_the_same_as_one_at_a_time(bert):
+    ids, attention = _batch()
+
+    def forward(input_ids, attention_mask):
+        return bert(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    explainer = LayerMaskOptimization(forward, bert.bert.embeddings)
+    kwargs = dict(baselines=0, target=0, n_steps=15)
+    batch = explainer.attribute(ids, additional_forward_args=(attention,), **kwargs)
+    single = torch.cat([
+        explainer.attribute(ids[i : i + 1], additional_forward_args=(attention[i : i + 1],), **kwargs)
+        for i in range(3)
+    ])
+    assert torch.allclose(batch, single, atol=1e-4)
+
+
+class TokenModel(nn.Module):
+    """Class 1 evidence is token 7 and nothing else."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(20, 4)
+        self.head = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.embedding.weight.zero_()
+            self.embedding.weight[7, 0] = 1.0
+            self.embedding.weight[:, 1] = 0.1  # every token carries a little, uninformative
+            self.head.weight.copy_(torch.tensor([[-8.0, 0.0, 0.0, 0.0], [8.0, 0.0, 0.0, 0.0]]))
+            self.head.bias.zero_()
+
+    def forward(self, ids):
+        return self.head(self.embedding(ids).sum(dim=1))
+
+
+def test_planted_token_ranks_first():
+    model = TokenModel().eval()
+    ids = torch.tensor([[1, 4, 7, 9, 2, 5], [7, 3, 3, 8, 8, 1], [6, 6, 6, 6, 6, 7]])
+    attributions = LayerMaskOptimization(model, model.embedding).attribute(ids, baselines=0, target=1)
+    assert attributions[..., 0].argmax(dim=1).tolist() == [2, 0, 5]
+
+
+def test_word_piece_groups_and_layer_input():
+    model = TokenModel().eval()
+    ids = torch.tensor([[1, 4, 7, 9, 2, 5]])
+    words = torch.tensor([[[0], [1], [1], [2], [3], [3]]])  # (N, T, 1) word ids
+    attributions = LayerMaskOptimization(model, model.embedding).attribute(
+        ids, baselines=0, target=1, feature_mask=words
+    )
+    assert torch.equal(attributions[0, 1], attributions[0, 2])
+    # Masking the input of the head instead: attributions shaped like that input.
+    on_input = LayerMaskOptimization(model, model.head).attribute(
+        ids, target=1, attribute_to_layer_input=True, n_steps=5
+    )
+    assert on_input.shape == (1, 4)
+
+
+def test_layer_with_tuple_output():
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(10, 3)
+
+        def forward(self, ids):
+            e = self.embedding(ids)
+            return e, e * 2
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pair = Pair()
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, ids):
+            a, b = self.pair(ids)
+            return self.head((a + b).mean(1))
+
+    model = Model().eval()
+    out = LayerMaskOptimization(model, model.pair).attribute(
+        torch.tensor([[1, 2, 3]]), target=0, n_steps=5
+    )
+    assert isinstance(out, tuple) and [o.shape for o in out] == [(1, 3, 3), (1, 3, 3)]
+
+
+@pytest.mark.parametrize("compile_with", ["script", "trace"])
+def test_torchscript_model_after_an_eager_layer(compile_with):
+    model = TokenModel().eval()
+    ids = torch.tensor([[1, 4, 7, 9, 2, 5]])
+    embedded = model.embedding(ids).detach()
+    head = model.head
+    rest = torch.jit.script(head) if compile_with == "script" else torch.jit.trace(head, embedded.sum(1))
+
+    def forward(input_ids):
+        return rest(model.embedding(input_ids).sum(dim=1))
+
+    attributions = LayerMaskOptimization(forward, model.embedding).attribute(ids, baselines=0, target=1)
+    assert attributions[0, :, 0].argmax().item() == 2
+
+
+def test_script_module_layer_is_refused_clearly():
+    scripted = torch.jit.script(TokenModel().eval())
+    with pytest.raises(TypeError, match="TorchScript"):
+        LayerMaskOptimization(scripted, scripted.embedding)
+
+
+def test_data_parallel_wrapper():
+    model = TokenModel().eval()
+    wrapped = nn.DataParallel(model)
+    ids = torch.tensor([[1, 4, 7, 9, 2, 5]])
+    attributions = LayerMaskOptimization(wrapped, model.embedding).attribute(ids, baselines=0, target=1)
+    assert attributions[0, :, 0].argmax().item() == 2
+    assert _no_hooks(model)

@@ -1,0 +1,251 @@
+"""Behaviour of MaskOptimization: what it finds, batch independence, and the caller's
+state left as it was."""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from captum_maskopt import MaskOptimization, OptimizationRecord
+from captum_maskopt.baselines import gaussian_blur
+
+from conftest import PlantedLinear
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_planted_features_rank_first_for_both_classes(planted, target):
+    torch.manual_seed(1)
+    x = torch.rand(6, 12) + 0.5
+    attributions = MaskOptimization(planted).attribute(x, target=target)
+    top2 = attributions.topk(2, dim=1).indices.sort(dim=1).values
+    expected = torch.tensor(sorted(PlantedLinear.EVIDENCE[target])).expand(6, 2)
+    assert torch.equal(top2, expected)
+    # The planted features are kept, the rest mostly removed.
+    evidence = list(PlantedLinear.EVIDENCE[target])
+    others = [i for i in range(12) if i not in evidence]
+    assert attributions[:, evidence].min() > 0.5 > attributions[:, others].max()
+
+
+def test_planted_image_region_is_found():
+    class CornerModel(nn.Module):
+        """Class 1 iff the top-left 8x8 corner is bright."""
+
+        def forward(self, x):
+            s = 6.0 * (x[:, :, :8, :8].mean(dim=(1, 2, 3)) - 0.25)
+            return torch.stack([-s, s], dim=1)
+
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 32, 32) * 0.2
+    images[:, :, :8, :8] = 0.9
+    attributions = MaskOptimization(CornerModel().eval()).attribute(images, target=1)
+    corner = attributions[:, 0, :8, :8].mean(dim=(1, 2))
+    rest = attributions[:, 0, 16:, 16:].mean(dim=(1, 2))
+    assert (corner > 0.5).all() and (rest < 0.2).all()
+    # One value per pixel location, shared over the channels.
+    assert torch.equal(attributions[:, 0], attributions[:, 2])
+
+
+def _one_at_a_time(explainer, x, **kwargs):
+    return torch.cat([explainer.attribute(x[i : i + 1], **kwargs) for i in range(len(x))])
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "cnn"])
+def test_batch_gives_the_same_attributions_as_one_at_a_time(request, model_name):
+    model = request.getfixturevalue(model_name)
+    torch.manual_seed(2)
+    x = torch.rand(4, 8) if model_name == "mlp" else torch.rand(4, 3, 16, 16)
+    targets = [0, 1, 2, 1]
+    explainer = MaskOptimization(model)
+    batch = explainer.attribute(x, target=targets, n_steps=60)
+    single = torch.cat(
+        [explainer.attribute(x[i : i + 1], target=targets[i], n_steps=60) for i in range(4)]
+    )
+    assert torch.allclose(batch, single, atol=1e-4)
+    # internal_batch_size splits the batch without changing anything either.
+    split = explainer.attribute(x, target=targets, n_steps=60, internal_batch_size=3)
+    assert torch.allclose(batch, split, atol=1e-4)
+
+
+def test_seed_makes_results_reproducible(mlp):
+    x = torch.rand(3, 8)
+    explainer = MaskOptimization(mlp)
+    first = explainer.attribute(x, target=0, n_steps=30, seed=7)
+    again = explainer.attribute(x, target=0, n_steps=30, seed=7)
+    other = explainer.attribute(x, target=0, n_steps=30, seed=8, tolerance=0.0)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_record_describes_each_example(planted):
+    x = torch.rand(5, 12) + 0.5
+    attributions, record = MaskOptimization(planted).attribute(
+        x, target=1, n_steps=150, return_record=True
+    )
+    assert isinstance(record, OptimizationRecord)
+    for name in ("steps", "converged", "keep_probability", "remove_probability", "kept_fraction", "loss"):
+        assert getattr(record, name).shape == (5,)
+    assert ((record.steps >= 1) & (record.steps <= 150)).all()
+    # The explanation is sufficient and comprehensive on this model.
+    assert (record.keep_probability > 0.5).all() and (record.remove_probability < 0.5).all()
+    assert torch.allclose(record.kept_fraction, attributions.mean(dim=1), atol=1e-5)
+
+
+def test_every_example_runs_all_steps_without_a_tolerance(mlp):
+    _, record = MaskOptimization(mlp).attribute(
+        torch.rand(3, 8), target=0, n_steps=25, tolerance=0.0, return_record=True
+    )
+    assert record.steps.tolist() == [25, 25, 25] and not record.converged.any()
+
+
+def test_converged_examples_stop_early(planted):
+    _, record = MaskOptimization(planted).attribute(
+        torch.rand(4, 12) + 0.5, target=0, n_steps=500, return_record=True
+    )
+    assert record.converged.all() and (record.steps < 500).all()
+
+
+def test_pinned_and_uninformative_features_get_zero(planted):
+    x = torch.rand(3, 12) + 0.5
+    x[:, 5] = 0.0  # equal to the zero baseline: removing it changes nothing
+    pins = torch.zeros(1, 12, dtype=torch.bool)
+    pins[0, 6] = True
+    attributions = MaskOptimization(planted).attribute(x, target=1, pinned_features=pins)
+    assert (attributions[:, 5] == 0).all() and (attributions[:, 6] == 0).all()
+    assert (attributions[:, 1] > 0.5).all()
+
+
+def test_several_baselines_and_blur(cnn):
+    torch.manual_seed(3)
+    images = torch.rand(2, 3, 16, 16)
+    means = images.mean(dim=(2, 3), keepdim=True)
+    explainer = MaskOptimization(cnn)
+    several = explainer.attribute(images, baselines=[0.0, 1.0, means], target=0, n_steps=20)
+    single = explainer.attribute(images, baselines=0.0, target=0, n_steps=20)
+    blurred = explainer.attribute(images, baselines=gaussian_blur(images, 4.0), target=0, n_steps=20)
+    assert several.shape == single.shape == blurred.shape == images.shape
+    assert not torch.allclose(several, single)
+
+
+def test_gaussian_blur_keeps_the_mean_and_removes_detail():
+    torch.manual_seed(4)
+    images = torch.rand(1, 3, 24, 24)
+    blurred = gaussian_blur(images, sigma=3.0)
+    assert blurred.shape == images.shape
+    assert blurred.std() < images.std() / 2
+    assert torch.allclose(blurred.mean(), images.mean(), atol=0.02)
+    constant = torch.full((1, 1, 10, 10), 0.4)
+    assert torch.allclose(gaussian_blur(constant, 2.0), constant, atol=1e-6)
+
+
+def _state(model):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        {n: (p.requires_grad, None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()},
+        model.training,
+    )
+
+
+def _assert_same_state(model, before):
+    params, grads, training = before
+    after_params, after_grads, after_training = _state(model)
+    assert all(torch.equal(params[k], after_params[k]) for k in params)
+    for name, (requires_grad, grad) in grads.items():
+        assert after_grads[name][0] == requires_grad
+        assert (grad is None) == (after_grads[name][1] is None)
+        if grad is not None:
+            assert torch.equal(grad, after_grads[name][1])
+    assert after_training == training
+
+
+def test_caller_state_is_left_as_it_was(cnn):
+    cnn.features[0].weight.grad = torch.full_like(cnn.features[0].weight, 0.5)
+    cnn.head[2].bias.requires_grad_(False)
+    images = torch.rand(2, 3, 8, 8)
+    images_before = images.clone()
+    before = _state(cnn)
+    with torch.no_grad():
+        attributions = MaskOptimization(cnn).attribute(images, target=1, n_steps=5)
+        assert not torch.is_grad_enabled()
+    assert torch.isfinite(attributions).all()
+    assert torch.equal(images, images_before) and not images.requires_grad
+    _assert_same_state(cnn, before)
+
+
+def test_state_is_restored_when_the_model_raises(cnn):
+    calls = {"n": 0}
+
+    def flaky(x):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyError("model failure")
+        return cnn(x)
+
+    before = _state(cnn)
+    with torch.no_grad():
+        with pytest.raises(KeyError, match="model failure"):
+            MaskOptimization(flaky).attribute(torch.rand(2, 3, 8, 8), target=0, n_steps=5)
+        assert not torch.is_grad_enabled()
+    _assert_same_state(cnn, before)
+
+
+def test_training_mode_is_warned_about_and_kept(mlp):
+    mlp.train()
+    with pytest.warns(UserWarning, match="training mode"):
+        MaskOptimization(mlp).attribute(torch.rand(2, 8), target=0, n_steps=3)
+    assert mlp.training
+    mlp.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MaskOptimization(mlp).attribute(torch.rand(2, 8), target=0, n_steps=3)
+
+
+def test_tuple_inputs_and_additional_forward_args(mlp):
+    def forward(a, b, scale, flag):
+        assert flag == "ok"
+        return mlp(torch.cat([a, b], dim=1) * scale)
+
+    a, b = torch.rand(3, 5), torch.rand(3, 3)
+    scale = torch.rand(3, 1) + 0.5
+    attributions = MaskOptimization(forward).attribute(
+        (a, b), target=(2,), additional_forward_args=(scale, "ok"), n_steps=10
+    )
+    assert isinstance(attributions, tuple)
+    assert attributions[0].shape == a.shape and attributions[1].shape == b.shape
+
+
+def test_feature_mask_groups_share_values_across_tuple_inputs(mlp):
+    def forward(a, b):
+        return mlp(torch.cat([a, b], dim=1))
+
+    a, b = torch.rand(2, 5) + 0.1, torch.rand(2, 3) + 0.1
+    mask_a = torch.tensor([[0, 0, 1, 1, 2]])
+    mask_b = torch.tensor([[2, 3, 3]])
+    attr_a, attr_b = MaskOptimization(forward).attribute(
+        (a, b), target=0, feature_mask=(mask_a, mask_b), n_steps=10
+    )
+    assert torch.equal(attr_a[:, 4], attr_b[:, 0])
+    assert torch.equal(attr_a[:, 0], attr_a[:, 1]) and torch.equal(attr_b[:, 1], attr_b[:, 2])
+
+
+def test_multi_label_model_with_sigmoid(planted):
+    x = torch.rand(3, 12) + 0.5
+    attributions = MaskOptimization(planted).attribute(x, target=1, probability="sigmoid")
+    assert set(attributions.topk(2, dim=1).indices[0].tolist()) == {1, 6}
+
+
+def test_single_output_model_without_target():
+    def score(x):
+        return x[:, 2] * 3.0 - 1.0  # one logit per example
+
+    x = torch.rand(4, 6) + 0.5
+    attributions = MaskOptimization(score).attribute(x, probability="sigmoid")
+    assert (attributions.argmax(dim=1) == 2).all()
+
+
+def test_hinge_and_target_fraction_options(planted):
+    x = torch.rand(3, 12) + 0.5
+    attributions = MaskOptimization(planted).attribute(
+        x, target=0, comprehensiveness="hinge", target_kept_fraction=0.2
+    )
+    assert set(attributions.topk(2, dim=1).indices[0].tolist()) == {3, 9}

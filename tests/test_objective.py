@@ -1,0 +1,77 @@
+"""Unit tests for the loss terms, on hand-checkable values."""
+
+import math
+
+import pytest
+import torch
+
+from captum_maskopt import objective as obj
+
+
+def test_sufficiency_is_negative_log_probability():
+    p = torch.tensor([1.0, 0.5, 0.25])
+    expected = torch.tensor([0.0, math.log(2), math.log(4)])
+    assert torch.allclose(obj.sufficiency_loss(p), expected, atol=1e-5)
+
+
+def test_sufficiency_is_finite_at_zero_probability():
+    loss = obj.sufficiency_loss(torch.tensor([0.0]))
+    assert torch.isfinite(loss).all() and loss.item() > 10
+
+
+def test_comprehensiveness_log_form():
+    p = torch.tensor([0.0, 0.5, 0.75])
+    expected = torch.tensor([0.0, math.log(2), math.log(4)])
+    assert torch.allclose(obj.comprehensiveness_loss(p, "log"), expected, atol=1e-5)
+
+
+def test_comprehensiveness_hinge_form_is_zero_below_margin():
+    p = torch.tensor([0.05, 0.1, 0.6])
+    loss = obj.comprehensiveness_loss(p, "hinge", margin=0.1)
+    assert torch.allclose(loss, torch.tensor([0.0, 0.0, 1.0]), atol=1e-6)
+
+
+def test_comprehensiveness_rejects_unknown_form():
+    with pytest.raises(ValueError, match="form"):
+        obj.comprehensiveness_loss(torch.tensor([0.5]), "square")
+
+
+def test_kept_fraction_weights_groups_by_size():
+    mask = torch.tensor([[1.0, 0.0, 0.5]])
+    sizes = torch.tensor([[3.0, 1.0, 0.0]])  # the last group is pinned: size 0
+    assert torch.allclose(obj.kept_fraction(mask, sizes), torch.tensor([0.75]))
+
+
+def test_compactness_squared_mean_and_target_fraction():
+    kept = torch.tensor([0.2, 0.5])
+    assert torch.allclose(obj.compactness_loss(kept), torch.tensor([0.04, 0.25]))
+    target = obj.compactness_loss(kept, target_fraction=0.35)
+    assert target[0].item() == 0.0
+    assert target[1].item() == pytest.approx(0.15**2 / 0.35)
+
+
+def test_kernel_width_loss_averages_over_valid_groups():
+    log_width = torch.tensor([[math.log(2.0), math.log(4.0), 100.0]])
+    valid = torch.tensor([[True, True, False]])
+    expected = -(math.log(2.0) + math.log(4.0)) / 2
+    assert obj.kernel_width_loss(log_width, valid).item() == pytest.approx(expected)
+
+
+def test_total_variation_of_constant_mask_is_zero():
+    assert obj.total_variation_loss(torch.full((2, 4, 5), 0.3)).abs().max() == 0
+
+
+def test_total_variation_counts_eight_neighbours():
+    grid = torch.zeros(1, 3, 3)
+    grid[0, 1, 1] = 1.0  # one bright cell: 8 neighbour pairs differ by 1
+    assert obj.total_variation_loss(grid).item() == pytest.approx(8 / 9)
+
+
+def test_probabilities():
+    logits = torch.tensor([[0.0, math.log(3.0)]])
+    assert torch.allclose(obj.class_probabilities(logits, "softmax"), torch.tensor([[0.25, 0.75]]))
+    assert torch.allclose(obj.class_probabilities(torch.tensor([0.0]), "sigmoid"), torch.tensor([0.5]))
+    probs = torch.tensor([[0.1, 0.9]])
+    assert obj.class_probabilities(probs, "identity") is probs
+    with pytest.raises(ValueError, match="probability"):
+        obj.class_probabilities(probs, "logsoftmax")

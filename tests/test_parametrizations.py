@@ -1,0 +1,89 @@
+"""Unit tests for the mask parametrizations."""
+
+import math
+
+import pytest
+import torch
+
+from captum_maskopt.parametrizations import FreeLogitMask, GaussianKernelMask1D, SmoothMask2D
+
+CPU, F32 = torch.device("cpu"), torch.float32
+
+
+def test_free_logits_are_a_sigmoid():
+    p = FreeLogitMask(3, init_logit=0.0)
+    params = p.init_params(2, CPU, F32)
+    assert params["logit"].shape == (2, 3)
+    pinned = torch.zeros(2, 3, dtype=torch.bool)
+    assert torch.allclose(p.mask(params, pinned), torch.full((2, 3), 0.5))
+    assert p.smoothness(params, pinned).tolist() == [0.0, 0.0]
+
+
+def test_gaussian_mask_matches_the_formula():
+    p = GaussianKernelMask1D(3)
+    params = {
+        "weight": torch.tensor([[1.0, 0.0, -2.0]]),
+        "log_width": torch.log(torch.tensor([[1.0, 1.0, 2.0]])),
+    }
+    pinned = torch.zeros(1, 3, dtype=torch.bool)
+    mask = p.mask(params, pinned)
+    # logit_j = sum_i w_i exp(-(i-j)^2 / sigma_i^2)
+    logits = [
+        1.0 * math.exp(-(0 - j) ** 2 / 1.0) - 2.0 * math.exp(-(2 - j) ** 2 / 4.0)
+        for j in range(3)
+    ]
+    expected = torch.sigmoid(torch.tensor([logits]))
+    assert torch.allclose(mask, expected, atol=1e-6)
+
+
+def test_gaussian_mask_pinned_groups_do_not_contribute():
+    p = GaussianKernelMask1D(3)
+    params = p.init_params(1, CPU, F32)
+    params["weight"] = torch.tensor([[5.0, 0.0, 0.0]])
+    free = p.mask(params, torch.zeros(1, 3, dtype=torch.bool))
+    pinned = p.mask(params, torch.tensor([[True, False, False]]))
+    assert free[0, 1] > 0.9 and torch.allclose(pinned, torch.full((1, 3), 0.5))
+
+
+def test_gaussian_initial_mask_keeps_most_of_the_input():
+    p = GaussianKernelMask1D(10)
+    mask = p.mask(p.init_params(1, CPU, F32), torch.zeros(1, 10, dtype=torch.bool))
+    assert mask.min() > 0.9
+
+
+def test_kernel_width_regularizer_rewards_wide_kernels():
+    p = GaussianKernelMask1D(8)
+    pinned = torch.zeros(1, 8, dtype=torch.bool)
+    narrow = {"weight": torch.zeros(1, 8), "log_width": torch.full((1, 8), math.log(0.5))}
+    wide = {"weight": torch.zeros(1, 8), "log_width": torch.full((1, 8), math.log(4.0))}
+    assert p.smoothness(wide, pinned) < p.smoothness(narrow, pinned)
+    assert p.smoothness(wide, pinned).item() == pytest.approx(-math.log(4.0))
+
+
+def test_gaussian_width_is_clamped_to_the_sequence_length():
+    p = GaussianKernelMask1D(4)
+    huge = {"weight": torch.zeros(1, 4), "log_width": torch.full((1, 4), 50.0)}
+    assert p.smoothness(huge, torch.zeros(1, 4, dtype=torch.bool)).item() == pytest.approx(-math.log(4.0))
+
+
+def test_smooth2d_shapes_and_smoothness():
+    p = SmoothMask2D((20, 12), cell_size=4)
+    assert p.coarse == (5, 3) and p.n_groups == 240
+    params = p.init_params(2, CPU, F32)
+    params["weight"] = torch.randn(2, 15) * 3
+    mask = p.mask(params, torch.zeros(2, 240, dtype=torch.bool))
+    assert mask.shape == (2, 240) and 0 <= mask.min() and mask.max() <= 1
+    image = mask.view(2, 20, 12)
+    # Upsampled from 4x4 cells: neighbouring pixels differ far less than the cells do.
+    pixel_step = (image[:, 1:] - image[:, :-1]).abs().max()
+    coarse = p.coarse_mask(params)
+    cell_step = (coarse[:, 1:] - coarse[:, :-1]).abs().max()
+    assert pixel_step < cell_step
+
+
+def test_gradients_reach_every_parameter():
+    p = GaussianKernelMask1D(5)
+    params = {k: v.requires_grad_() for k, v in p.init_params(2, CPU, F32).items()}
+    pinned = torch.zeros(2, 5, dtype=torch.bool)
+    (p.mask(params, pinned).sum() + p.smoothness(params, pinned).sum()).backward()
+    assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in params.values())
