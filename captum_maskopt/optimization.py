@@ -98,7 +98,9 @@ def _uniform_hash(seed: int, step: int, counter: Tensor) -> Tensor:
     step ``t`` is the same whatever the batch, the batch order or the device.
     """
     mask32 = 0xFFFFFFFF
-    x = (counter * 0x9E3779B1 + (seed * 0x85EBCA77 + step * 0xC2B2AE3D)) & mask32
+    # Mixed in Python's unbounded integers first, so any seed fits the int64 tensor ops.
+    key = (seed * 0x85EBCA77 + step * 0xC2B2AE3D) & mask32
+    x = (counter * 0x9E3779B1 + key) & mask32
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & mask32
     x = x ^ (x >> 15)

@@ -249,3 +249,19 @@ def test_hinge_and_target_fraction_options(planted):
         x, target=0, comprehensiveness="hinge", target_kept_fraction=0.2
     )
     assert set(attributions.topk(2, dim=1).indices[0].tolist()) == {3, 9}
+
+
+def test_noise_depends_only_on_seed_step_and_group():
+    from captum_maskopt.optimization import mask_noise
+
+    cpu = torch.device("cpu")
+    small = mask_noise(5, 3, 11, cpu, torch.float32, 0.03, 0.05)
+    large = mask_noise(9, 3, 11, cpu, torch.float32, 0.03, 0.05)
+    assert torch.equal(small[0], large[0][:5]) and torch.equal(small[1], large[1][:5])
+    other_step = mask_noise(5, 4, 11, cpu, torch.float32, 0.03, 0.05)
+    assert not torch.equal(small[0], other_step[0])
+    noise, to_zero, to_one = mask_noise(20000, 0, 2**40, cpu, torch.float32, 0.03, 0.05)
+    assert abs(noise.std().item() - 0.03) < 0.002 and abs(noise.mean().item()) < 0.002
+    assert abs(to_zero.float().mean().item() - 0.05) < 0.01
+    assert abs(to_one.float().mean().item() - 0.05) < 0.01
+    assert not (to_zero & to_one).any()

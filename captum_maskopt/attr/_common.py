@@ -163,7 +163,11 @@ def format_target(target: TargetForm, n: int, output_shape: Sequence[int]) -> Op
 def check_output(output: Any, n: int, target: Optional[Tensor], probability: str) -> None:
     """Check that each example's output reduces to one target probability."""
     if not isinstance(output, Tensor):
-        raise TypeError(f"forward_func must return a tensor, got {type(output).__name__}")
+        raise TypeError(
+            f"forward_func must return a tensor of scores, got {type(output).__name__}; for "
+            "a Hugging Face model wrap it, e.g. lambda ids, mask: model(ids, attention_mask="
+            "mask).logits"
+        )
     if output.dim() == 0 or output.shape[0] != n:
         raise ValueError(
             f"forward_func returned shape {tuple(output.shape)}; expected the batch size {n} "
