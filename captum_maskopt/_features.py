@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["FeatureGroups", "default_group_index", "build_feature_groups"]
+__all__ = ["FeatureGroups", "default_group_index", "check_feature_mask", "build_feature_groups"]
 
 
 @dataclass
@@ -84,22 +84,38 @@ def _check_feature_mask(mask: object, x: Tensor, name: str) -> Tensor:
     return mask.to(device=x.device, dtype=torch.long)
 
 
+def check_feature_mask(
+    feature_mask: Tuple[Tensor, ...], like: Tuple[Tensor, ...], argument: str = "feature_mask"
+) -> None:
+    """Check shapes, dtypes and that the ids are exactly ``0 .. G-1`` over the batch."""
+    indices = [
+        _check_feature_mask(mask, x, argument if len(like) == 1 else f"{argument}[{i}]")
+        for i, (mask, x) in enumerate(zip(feature_mask, like))
+    ]
+    present = torch.unique(torch.cat([index.reshape(-1) for index in indices]))
+    n_groups = int(present.max()) + 1 if present.numel() else 0
+    if present.numel() != n_groups:
+        missing = sorted(set(range(n_groups)) - set(present.tolist()))[:5]
+        raise ValueError(
+            f"{argument} must number its groups 0, 1, ..., G-1 without gaps; "
+            f"ids {missing} are missing"
+        )
+
+
 def build_feature_groups(
     inputs: Tuple[Tensor, ...],
     feature_mask: Optional[Tuple[Tensor, ...]],
     baselines: List[Tuple[Tensor, ...]],
     pinned_features: Optional[Tuple[Tensor, ...]],
-    check_gaps: bool = True,
 ) -> FeatureGroups:
     """Group the input elements and find the groups fixed to "removed".
 
     A group is pinned when every one of its elements is either marked in
     ``pinned_features`` or equal to its value in every baseline (removing it changes
-    nothing, so the optimization could say nothing about it). With ``check_gaps``, a
-    ``feature_mask`` whose ids are not exactly ``0 .. G-1`` is an error; without it
-    (for chunks of a checked batch) missing ids are groups of size 0.
+    nothing, so the optimization could say nothing about it). ``feature_mask`` must
+    have passed :func:`check_feature_mask` for the whole batch; ids missing from a
+    chunk are groups of size 0.
     """
-    argument = "feature_mask"
     n = inputs[0].shape[0]
     device = inputs[0].device
     dtype = inputs[0].dtype if inputs[0].is_floating_point() else torch.get_default_dtype()
@@ -116,17 +132,8 @@ def build_feature_groups(
                 grid, sequence = x_grid, x_sequence
         n_groups = offset
     else:
-        for i, (mask, x) in enumerate(zip(feature_mask, inputs)):
-            name = argument if len(inputs) == 1 else f"{argument}[{i}]"
-            indices.append(_check_feature_mask(mask, x, name))
-        present = torch.unique(torch.cat([index.reshape(-1) for index in indices]))
-        n_groups = int(present.max()) + 1 if present.numel() else 0
-        if check_gaps and present.numel() != n_groups:
-            missing = sorted(set(range(n_groups)) - set(present.tolist()))[:5]
-            raise ValueError(
-                f"{argument} must number its groups 0, 1, ..., G-1 without gaps; "
-                f"ids {missing} are missing"
-            )
+        indices = [mask.to(device=device, dtype=torch.long) for mask in feature_mask]
+        n_groups = max(int(index.max()) + 1 if index.numel() else 0 for index in indices)
 
     sizes = torch.zeros(n, n_groups, device=device, dtype=dtype)
     informative = torch.zeros(n, n_groups, device=device, dtype=dtype)

@@ -93,9 +93,13 @@ def _format_one(
                 f"input's shape {tuple(x.shape)} (the batch dimension must be 1 or "
                 f"{x.shape[0]})"
             )
+        # Checked after the cast: a float64 value can overflow the input's float32.
+        baseline = baseline.to(dtype=x.dtype)
         if baseline.is_floating_point() and not bool(torch.isfinite(baseline).all()):
-            raise ValueError(f"{name} contains non-finite values (nan or inf)")
-        formatted.append(baseline.to(dtype=x.dtype))
+            raise ValueError(
+                f"{name} contains non-finite values (nan or inf) in the input's dtype {x.dtype}"
+            )
+        formatted.append(baseline)
     return tuple(formatted)
 
 

@@ -4,9 +4,8 @@ layer hooks exactly as they were."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Type
+from typing import Any, Callable, Iterable, List, Optional, Type
 
 import pytest
 import torch
@@ -160,12 +159,6 @@ class CallerState:
             assert len(module._forward_pre_hooks) == 0, f"leftover pre-hook on {module}"
 
 
-@contextlib.contextmanager
-def _grad_mode(enabled: bool):
-    with torch.set_grad_enabled(enabled):
-        yield
-
-
 def assert_rejected(
     call: Callable[[], Any],
     error: Type[BaseException],
@@ -178,7 +171,7 @@ def assert_rejected(
     caller's state is unchanged afterwards each time."""
     info = None
     for enabled in (True, False):
-        with _grad_mode(enabled):
+        with torch.set_grad_enabled(enabled):
             state = CallerState(model, *arguments)
             with pytest.raises(error, match=match) as info:
                 call()
@@ -673,7 +666,7 @@ def test_error_inside_the_model_propagates_unchanged(kind, fail_on):
     explainer = _explainer(kind, model, model.linear)
     for enabled in (True, False):
         model.calls = 0
-        with _grad_mode(enabled):
+        with torch.set_grad_enabled(enabled):
             state = CallerState(model, x)
             with pytest.raises(ModelError) as info:
                 explainer.attribute(x, target=0, n_steps=N_STEPS)

@@ -122,9 +122,6 @@ def format_target(target: TargetForm, n: int, output_shape: Sequence[int]) -> Op
                 f"target tensor must hold one integer or one per example ({n}), got shape "
                 f"{tuple(target.shape)} and dtype {target.dtype}"
             )
-        per_example_error: type = RuntimeError
-    else:
-        per_example_error = RuntimeError
     if isinstance(target, bool) or not isinstance(target, (int, tuple, list)):
         raise TypeError(
             "target must be None, an int, a tuple of ints, a tensor or a list of ints or "
@@ -136,7 +133,10 @@ def format_target(target: TargetForm, n: int, output_shape: Sequence[int]) -> Op
     else:
         if len(target) != n:
             raise ValueError(f"target is a list of length {len(target)}; expected one per example ({n})")
-        items, error = list(target), per_example_error
+        items = list(target)
+        # Captum gathers lists of ints (RuntimeError when out of range) but indexes with
+        # each tuple of a list of tuples (IndexError).
+        error = IndexError if items and isinstance(items[0], tuple) else RuntimeError
     rows = []
     for item in items:
         item = (item,) if isinstance(item, int) else item

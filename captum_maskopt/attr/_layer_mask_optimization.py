@@ -10,7 +10,7 @@ from captum.attr import LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_maskopt._features import FeatureGroups, build_feature_groups
+from captum_maskopt._features import FeatureGroups, build_feature_groups, check_feature_mask
 from captum_maskopt.attr import _common as common
 from captum_maskopt.attr._run import masks_to_attributions, optimize_chunk
 from captum_maskopt.baselines import format_baselines
@@ -261,7 +261,9 @@ class LayerMaskOptimization(LayerAttribution):
                     original, masked = switch.record(
                         lambda: self.forward_func(*chunk_inputs, *chunk_args)
                     )
-                    masked = self._check_layer_tensors(masked, chunk_inputs[0].shape[0])
+                    masked = self._check_layer_tensors(
+                        masked, chunk_inputs[0].shape[0], attribute_to_layer_input
+                    )
                     layer_baselines = []
                     for baseline in baseline_list:
                         full = tuple(
@@ -271,10 +273,12 @@ class LayerMaskOptimization(LayerAttribution):
                         layer_baselines.append(recorded)
                     if number == 0:
                         target_index = common.format_target(target, n, original.shape)
-                        masks = common.format_optional_like(feature_mask, masked, "feature_mask")
-                        pins = common.format_pinned(pinned_features, masked)
+                        # Shaped like the whole batch's layer tensors, without the memory.
+                        whole = tuple(t[:1].expand((n,) + t.shape[1:]) for t in masked)
+                        masks = common.format_optional_like(feature_mask, whole, "feature_mask")
+                        pins = common.format_pinned(pinned_features, whole)
                         if masks is not None:
-                            build_feature_groups(masked, masks, layer_baselines, pins)
+                            check_feature_mask(masks, whole)
                     chunk_target = common.chunk_target(target_index, chunk, original)
                     common.check_output(original, chunk_inputs[0].shape[0], chunk_target, probability)
                     groups = build_feature_groups(
@@ -282,7 +286,6 @@ class LayerMaskOptimization(LayerAttribution):
                         None if masks is None else common.slice_batch(masks, n, chunk),
                         layer_baselines,
                         None if pins is None else common.slice_batch(pins, n, chunk),
-                        check_gaps=False,
                     )
 
                     def run_views(
@@ -316,13 +319,21 @@ class LayerMaskOptimization(LayerAttribution):
         return output
 
     @staticmethod
-    def _check_layer_tensors(tensors: Tuple[Tensor, ...], n: int) -> Tuple[Tensor, ...]:
+    def _check_layer_tensors(
+        tensors: Tuple[Tensor, ...], n: int, to_input: bool
+    ) -> Tuple[Tensor, ...]:
+        where = "input" if to_input else "output"
         for i, t in enumerate(tensors):
             if not t.is_floating_point():
+                hint = (
+                    " (attribute_to_layer_input=True on an embedding layer would mask token "
+                    "ids: mask its output with attribute_to_layer_input=False)"
+                    if to_input
+                    else ""
+                )
                 raise TypeError(
-                    f"the layer's tensor {i} has dtype {t.dtype}; only floating point layer "
-                    "tensors can be masked (for an embedding layer, mask its output, not its "
-                    "token-id input)"
+                    f"the layer's {where} tensor {i} has dtype {t.dtype}; only floating "
+                    f"point tensors can be masked{hint}"
                 )
             if t.dim() == 0 or t.shape[0] != n:
                 raise ValueError(

@@ -9,7 +9,7 @@ from captum.attr import PerturbationAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_maskopt._features import FeatureGroups, build_feature_groups
+from captum_maskopt._features import FeatureGroups, build_feature_groups, check_feature_mask
 from captum_maskopt.attr import _common as common
 from captum_maskopt.attr._run import masks_to_attributions, optimize_chunk
 from captum_maskopt.baselines import format_baselines
@@ -193,7 +193,7 @@ class MaskOptimization(PerturbationAttribution):
             autocast=autocast, uses_grid=uses_grid,
         )
         if masks is not None:
-            build_feature_groups(inputs_tuple, masks, baseline_list, pins)  # checks the ids
+            check_feature_mask(masks, inputs_tuple)
         chunks = common.chunk_rows(n, internal_batch_size)
 
         results: List[Tuple[Tensor, FeatureGroups]] = []
@@ -217,7 +217,6 @@ class MaskOptimization(PerturbationAttribution):
                     None if masks is None else common.slice_batch(masks, n, chunk),
                     chunk_baselines,
                     None if pins is None else common.slice_batch(pins, n, chunk),
-                    check_gaps=False,
                 )
 
                 def run_views(
