@@ -29,6 +29,8 @@ class FeatureGroups:
         pinned: ``(N, G)`` bool, groups fixed to "removed".
         grid: ``(H, W)`` when the groups are the pixel locations of one image input.
         sequence: whether group order is a sequence order (tokens along ``T``).
+        identity: per input, whether its index is just ``0 .. G-1`` in order, so that
+            expanding the mask is a reshape rather than a gather.
     """
 
     index: Tuple[Tensor, ...]
@@ -37,10 +39,13 @@ class FeatureGroups:
     pinned: Tensor
     grid: Optional[Tuple[int, int]]
     sequence: bool
+    identity: Tuple[bool, ...]
 
     def expand(self, values: Tensor, input_number: int, rows: Optional[Tensor]) -> Tensor:
         """Group values ``(n, G)`` to per-element values ``(n, *S)`` for one input."""
         index = self.index[input_number]
+        if self.identity[input_number]:
+            return values.view((values.shape[0],) + tuple(index.shape[1:]))
         if index.shape[0] == 1:
             return values[:, index[0]]
         if rows is not None:
@@ -148,6 +153,12 @@ def build_feature_groups(
             differs &= ~pinned_features[i].to(device=device, dtype=torch.bool).expand(x.shape)
         informative.scatter_add_(1, full_index, differs.reshape(n, -1).to(informative.dtype))
     pinned = informative == 0
+    identity = tuple(
+        index.shape[0] == 1
+        and index.numel() == n_groups
+        and bool((index.reshape(-1) == torch.arange(n_groups, device=device)).all())
+        for index in indices
+    )
     return FeatureGroups(
         index=tuple(indices),
         n_groups=n_groups,
@@ -155,4 +166,5 @@ def build_feature_groups(
         pinned=pinned,
         grid=grid,
         sequence=sequence,
+        identity=identity,
     )

@@ -19,6 +19,7 @@ __all__ = [
     "sufficiency_loss",
     "comprehensiveness_loss",
     "compactness_loss",
+    "group_shares",
     "kept_fraction",
     "kernel_width_loss",
     "total_variation_loss",
@@ -76,17 +77,26 @@ def comprehensiveness_loss(
     raise ValueError(f"comprehensiveness form must be 'log' or 'hinge', got {form!r}")
 
 
-def kept_fraction(mask: Tensor, group_sizes: Tensor) -> Tensor:
+def group_shares(group_sizes: Tensor) -> Tensor:
+    """Each group's share of its example's (unpinned) input, ``(n, G)``, rows summing
+    to 1 (or 0 when everything is pinned).
+
+    Args:
+        group_sizes: ``(n, G)`` number of input elements in each group; zero for groups
+            that are pinned or absent in an example. Weighting by size makes the kept
+            fraction mean "share of the input", whatever the grouping.
+    """
+    return group_sizes / group_sizes.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+
+def kept_fraction(mask: Tensor, shares: Tensor) -> Tensor:
     """Share of the (unpinned) input that the mask keeps, per example.
 
     Args:
         mask: ``(n, G)`` mask values in [0, 1], one per feature group.
-        group_sizes: ``(n, G)`` number of input elements in each group; zero for groups
-            that are pinned or absent in an example. Weighting by size makes the
-            fraction mean "share of the input", whatever the grouping.
+        shares: ``(n, G)`` the groups' shares of the input (see :func:`group_shares`).
     """
-    total = group_sizes.sum(dim=1).clamp_min(1.0)
-    return (mask * group_sizes).sum(dim=1) / total
+    return (mask * shares).sum(dim=1)
 
 
 def compactness_loss(
@@ -106,14 +116,16 @@ def compactness_loss(
     return torch.relu(kept - target_fraction) ** 2 / target_fraction
 
 
-def kernel_width_loss(log_width: Tensor, valid: Tensor) -> Tensor:
+def kernel_width_loss(log_width: Tensor, valid: Optional[Tensor] = None) -> Tensor:
     """``mean(-log sigma)`` over the valid groups: rewards wide kernels, hence
     contiguous masks.
 
     Args:
         log_width: ``(n, G)`` log kernel widths.
-        valid: ``(n, G)`` bool, the groups whose widths count.
+        valid: ``(n, G)`` bool, the groups whose widths count; None for all.
     """
+    if valid is None:
+        return -log_width.mean(dim=1)
     valid_f = valid.to(log_width.dtype)
     return -(log_width * valid_f).sum(dim=1) / valid_f.sum(dim=1).clamp_min(1.0)
 

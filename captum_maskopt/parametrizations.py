@@ -1,8 +1,8 @@
 """How the optimized parameters become a mask over feature groups.
 
 A parametrization owns the tensors that the optimizer changes (one row per example)
-and maps them to mask values in [0, 1], one per feature group, shape ``(n, G)``. It
-also supplies its own smoothness regularizer. Three are provided:
+and maps them to mask values in [0, 1], one per feature group, shape ``(n, G)``,
+together with its smoothness terms. Three are provided:
 
 * :class:`FreeLogitMask`: one free logit per group; any grouping, no smoothness prior.
 * :class:`GaussianKernelMask1D`: the paper's construction for sequences. Group ``i``
@@ -11,13 +11,16 @@ also supplies its own smoothness regularizer. Three are provided:
   regularizer ``mean(-log sigma)``, make contiguous spans.
 * :class:`SmoothMask2D`: the same construction in 2-D over a coarse grid of cells,
   upsampled bilinearly to the full image, for pixel groups of images.
+
+Everything here runs at every optimization step, so each evaluation is kept to few
+tensor operations: distances and the total-variation operator are built once.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +29,7 @@ from torch import Tensor
 from captum_maskopt.objective import kernel_width_loss
 
 __all__ = [
+    "MaskEvaluation",
     "MaskParametrization",
     "FreeLogitMask",
     "GaussianKernelMask1D",
@@ -39,6 +43,22 @@ Params = Dict[str, Tensor]
 _MIN_WIDTH = 0.25
 
 
+class MaskEvaluation(NamedTuple):
+    """A parametrization's output for a batch of parameter rows.
+
+    Attributes:
+        values: ``(n, G)`` mask values in [0, 1], one per feature group.
+        kernel_width: ``(n,)`` the kernel-width regularizer ``mean(-log sigma)``, or
+            None for parametrizations without kernels.
+        total_variation: ``(n,)`` total variation of the mask on its own grid, or None
+            when the parametrization has no grid of its own or it was not asked for.
+    """
+
+    values: Tensor
+    kernel_width: Optional[Tensor]
+    total_variation: Optional[Tensor]
+
+
 class MaskParametrization(ABC):
     """Maps per-example parameters to mask values over ``n_groups`` feature groups."""
 
@@ -49,15 +69,14 @@ class MaskParametrization(ABC):
         """Initial parameters for ``n`` examples, each tensor with ``n`` rows."""
 
     @abstractmethod
-    def mask(self, params: Params, pinned: Tensor) -> Tensor:
-        """Mask values ``(n, G)`` in [0, 1]. ``pinned`` ``(n, G)`` marks groups fixed
-        to "removed"; the caller zeroes them, a parametrization may also keep them out
-        of its neighbours' values."""
+    def evaluate(self, params: Params, pinned: Tensor, total_variation: bool) -> MaskEvaluation:
+        """The mask and smoothness terms. ``pinned`` ``(n, G)`` marks groups fixed to
+        "removed": the caller zeroes them, a parametrization may also keep them out of
+        its neighbours' values. ``total_variation`` asks for that term."""
 
-    def smoothness(self, params: Params, pinned: Tensor) -> Tensor:
-        """The parametrization's own smoothness regularizer, one value per example."""
-        first = next(iter(params.values()))
-        return first.new_zeros(first.shape[0])
+    def mask(self, params: Params, pinned: Tensor) -> Tensor:
+        """Only the mask values ``(n, G)``."""
+        return self.evaluate(params, pinned, False).values
 
 
 class FreeLogitMask(MaskParametrization):
@@ -79,30 +98,53 @@ class FreeLogitMask(MaskParametrization):
             "logit": torch.full((n, self.n_groups), self.init_logit, device=device, dtype=dtype)
         }
 
-    def mask(self, params: Params, pinned: Tensor) -> Tensor:
-        return torch.sigmoid(params["logit"])
+    def evaluate(self, params: Params, pinned: Tensor, total_variation: bool) -> MaskEvaluation:
+        return MaskEvaluation(torch.sigmoid(params["logit"]), None, None)
 
 
-def _kernel_logits(
-    weight: Tensor, log_width: Tensor, squared_distance: Tensor, max_log_width: float
-) -> Tensor:
-    """``sum_i w_i * exp(-d(i, j)^2 / sigma_i^2)`` for every target position ``j``.
+class _GaussianKernels:
+    """Kernel sums ``sum_i w_i * exp(-|p_i - p_j|^2 / sigma_i^2)`` over fixed positions."""
 
-    ``weight`` and ``log_width`` are ``(n, P)``; ``squared_distance`` is ``(P, P)``.
-    """
-    width = _clamped_log_width(log_width, max_log_width).exp()
-    kernel = torch.exp(-squared_distance.unsqueeze(0) / (width * width).unsqueeze(-1))
-    return torch.einsum("ni,nij->nj", weight, kernel)
+    def __init__(self, positions: Tensor, init_weight: float, init_width: float) -> None:
+        if init_width <= 0:
+            raise ValueError(f"init_width must be > 0, got {init_width}")
+        self.positions = positions  # (P, dims), float64 on the CPU until first use
+        self.init_weight = init_weight
+        self.init_width = init_width
+        extent = float((positions.max(0).values - positions.min(0).values).max()) + 1.0
+        self.log_width_range = (math.log(_MIN_WIDTH), math.log(max(extent, 1.0)))
+        self._negative_squared_distance: Optional[Tensor] = None
 
+    def init_params(self, n: int, device: torch.device, dtype: torch.dtype) -> Params:
+        shape = (n, self.positions.shape[0])
+        return {
+            "weight": torch.full(shape, self.init_weight, device=device, dtype=dtype),
+            "log_width": torch.full(shape, math.log(self.init_width), device=device, dtype=dtype),
+        }
 
-def _clamped_log_width(log_width: Tensor, max_log_width: float) -> Tensor:
-    return log_width.clamp(math.log(_MIN_WIDTH), max_log_width)
+    def _distances(self, like: Tensor) -> Tensor:
+        cached = self._negative_squared_distance
+        if cached is None or cached.device != like.device or cached.dtype != like.dtype:
+            difference = self.positions[:, None, :] - self.positions[None, :, :]
+            cached = -(difference**2).sum(-1).to(device=like.device, dtype=like.dtype)
+            self._negative_squared_distance = cached
+        return cached
+
+    def logits_and_width_loss(
+        self, weight: Tensor, log_width: Tensor, valid: Optional[Tensor]
+    ) -> Tuple[Tensor, Tensor]:
+        """Kernel sums at every position ``(n, P)`` and ``mean(-log sigma)`` ``(n,)``."""
+        log_width = log_width.clamp(*self.log_width_range)
+        kernel = torch.exp(self._distances(weight) / torch.exp(2.0 * log_width).unsqueeze(-1))
+        logits = torch.bmm(weight.unsqueeze(1), kernel).squeeze(1)
+        return logits, kernel_width_loss(log_width, valid)
 
 
 class GaussianKernelMask1D(MaskParametrization):
     """Smooth sequence mask from one Gaussian kernel per group (the paper's text mask).
 
-    Groups are positions along a sequence in group-index order (words, tokens).
+    Groups are positions along a sequence in group-index order (words, tokens); pinned
+    groups add nothing to their neighbours.
 
     Args:
         n_groups: sequence length in groups.
@@ -111,45 +153,43 @@ class GaussianKernelMask1D(MaskParametrization):
     """
 
     def __init__(self, n_groups: int, init_weight: float = 1.2, init_width: float = 2.0) -> None:
-        if init_width <= 0:
-            raise ValueError(f"init_width must be > 0, got {init_width}")
         self.n_groups = n_groups
-        self.init_weight = init_weight
-        self.init_width = init_width
-        self._max_log_width = math.log(max(float(n_groups), 1.0))
-        self._squared_distance: Optional[Tensor] = None
-
-    def _distances(self, like: Tensor) -> Tensor:
-        cached = self._squared_distance
-        if cached is None or cached.device != like.device or cached.dtype != like.dtype:
-            positions = torch.arange(self.n_groups, device=like.device, dtype=like.dtype)
-            cached = (positions[:, None] - positions[None, :]) ** 2
-            self._squared_distance = cached
-        return cached
+        positions = torch.arange(n_groups, dtype=torch.float64).unsqueeze(-1)
+        self.kernels = _GaussianKernels(positions, init_weight, init_width)
 
     def init_params(self, n: int, device: torch.device, dtype: torch.dtype) -> Params:
-        shape = (n, self.n_groups)
-        return {
-            "weight": torch.full(shape, self.init_weight, device=device, dtype=dtype),
-            "log_width": torch.full(shape, math.log(self.init_width), device=device, dtype=dtype),
-        }
+        return self.kernels.init_params(n, device, dtype)
 
-    def mask(self, params: Params, pinned: Tensor) -> Tensor:
+    def evaluate(self, params: Params, pinned: Tensor, total_variation: bool) -> MaskEvaluation:
         weight = params["weight"].masked_fill(pinned, 0.0)
-        logits = _kernel_logits(
-            weight, params["log_width"], self._distances(weight), self._max_log_width
-        )
-        return torch.sigmoid(logits)
+        logits, width_loss = self.kernels.logits_and_width_loss(weight, params["log_width"], ~pinned)
+        return MaskEvaluation(torch.sigmoid(logits), width_loss, None)
 
-    def smoothness(self, params: Params, pinned: Tensor) -> Tensor:
-        log_width = _clamped_log_width(params["log_width"], self._max_log_width)
-        return kernel_width_loss(log_width, ~pinned)
+
+def _grid_laplacian(height: int, width: int) -> Tensor:
+    """Graph Laplacian of the 8-neighbour grid: ``c^T L c`` is the sum of squared
+    differences over all neighbouring pairs."""
+    cells = height * width
+    adjacency = torch.zeros(cells, cells, dtype=torch.float64)
+    index = torch.arange(cells).view(height, width)
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        rows = slice(0, height - dr)
+        cols = slice(max(0, -dc), width - max(0, dc))
+        shifted_cols = slice(max(0, dc), width - max(0, -dc))
+        a = index[rows, cols].reshape(-1)
+        b = index[dr:, shifted_cols].reshape(-1)
+        adjacency[a, b] = 1.0
+        adjacency[b, a] = 1.0
+    return torch.diag(adjacency.sum(1)) - adjacency
 
 
 class SmoothMask2D(MaskParametrization):
     """Smooth image mask: Gaussian kernels on a coarse grid, upsampled bilinearly.
 
-    Groups are the ``height * width`` pixel locations in row-major order.
+    Groups are the ``height * width`` pixel locations in row-major order. Its total
+    variation is taken on the coarse grid, where the mask's shape is decided, at a cost
+    that does not grow with the image: the squared differences of each cell to its 8
+    neighbours, summed and divided by the number of pixels.
 
     Args:
         grid: ``(height, width)`` of the pixel grid.
@@ -167,49 +207,43 @@ class SmoothMask2D(MaskParametrization):
         init_weight: float = 0.5,
         init_width: float = 1.2,
     ) -> None:
-        if cell_size < 1:
-            raise ValueError(f"cell_size must be a positive integer, got {cell_size}")
-        if init_width <= 0:
-            raise ValueError(f"init_width must be > 0, got {init_width}")
+        if isinstance(cell_size, bool) or not isinstance(cell_size, int) or cell_size < 1:
+            raise ValueError(f"mask_cell_size must be a positive integer, got {cell_size!r}")
         self.grid = grid
         self.n_groups = grid[0] * grid[1]
         self.coarse = (math.ceil(grid[0] / cell_size), math.ceil(grid[1] / cell_size))
-        self.init_weight = init_weight
-        self.init_width = init_width
-        self._max_log_width = math.log(float(max(self.coarse)))
-        self._squared_distance: Optional[Tensor] = None
-
-    def _distances(self, like: Tensor) -> Tensor:
-        cached = self._squared_distance
-        if cached is None or cached.device != like.device or cached.dtype != like.dtype:
-            rows = torch.arange(self.coarse[0], device=like.device, dtype=like.dtype)
-            cols = torch.arange(self.coarse[1], device=like.device, dtype=like.dtype)
-            r, c = torch.meshgrid(rows, cols, indexing="ij")
-            r, c = r.reshape(-1), c.reshape(-1)
-            cached = (r[:, None] - r[None, :]) ** 2 + (c[:, None] - c[None, :]) ** 2
-            self._squared_distance = cached
-        return cached
+        rows, cols = torch.meshgrid(
+            torch.arange(self.coarse[0], dtype=torch.float64),
+            torch.arange(self.coarse[1], dtype=torch.float64),
+            indexing="ij",
+        )
+        positions = torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1)
+        self.kernels = _GaussianKernels(positions, init_weight, init_width)
+        # Per pixel, not per cell: an edge between two cells is spread over about
+        # cell_size pixel steps, so the pixel mask's variation is about the cells'
+        # divided by cell_size ** 2. Normalising by the pixel count keeps
+        # total_variation_weight meaning the same at every cell size.
+        self._laplacian = _grid_laplacian(*self.coarse) / float(self.n_groups)
 
     def init_params(self, n: int, device: torch.device, dtype: torch.dtype) -> Params:
-        shape = (n, self.coarse[0] * self.coarse[1])
-        return {
-            "weight": torch.full(shape, self.init_weight, device=device, dtype=dtype),
-            "log_width": torch.full(shape, math.log(self.init_width), device=device, dtype=dtype),
-        }
+        return self.kernels.init_params(n, device, dtype)
 
     def coarse_mask(self, params: Params) -> Tensor:
         """The mask on the coarse grid, ``(n, h, w)``."""
-        weight = params["weight"]
-        logits = _kernel_logits(
-            weight, params["log_width"], self._distances(weight), self._max_log_width
-        )
+        logits, _ = self.kernels.logits_and_width_loss(params["weight"], params["log_width"], None)
         return torch.sigmoid(logits).view(-1, *self.coarse)
 
-    def mask(self, params: Params, pinned: Tensor) -> Tensor:
-        coarse = self.coarse_mask(params).unsqueeze(1)
-        full = F.interpolate(coarse, size=self.grid, mode="bilinear", align_corners=False)
-        return full.reshape(full.shape[0], self.n_groups)
-
-    def smoothness(self, params: Params, pinned: Tensor) -> Tensor:
-        log_width = _clamped_log_width(params["log_width"], self._max_log_width)
-        return kernel_width_loss(log_width, torch.ones_like(log_width, dtype=torch.bool))
+    def evaluate(self, params: Params, pinned: Tensor, total_variation: bool) -> MaskEvaluation:
+        logits, width_loss = self.kernels.logits_and_width_loss(
+            params["weight"], params["log_width"], None
+        )
+        coarse = torch.sigmoid(logits)
+        variation = None
+        if total_variation:
+            if self._laplacian.device != coarse.device or self._laplacian.dtype != coarse.dtype:
+                self._laplacian = self._laplacian.to(device=coarse.device, dtype=coarse.dtype)
+            variation = ((coarse @ self._laplacian) * coarse).sum(dim=1)
+        full = F.interpolate(
+            coarse.view(-1, 1, *self.coarse), size=self.grid, mode="bilinear", align_corners=False
+        )
+        return MaskEvaluation(full.reshape(full.shape[0], self.n_groups), width_loss, variation)

@@ -39,7 +39,13 @@ def test_comprehensiveness_rejects_unknown_form():
 def test_kept_fraction_weights_groups_by_size():
     mask = torch.tensor([[1.0, 0.0, 0.5]])
     sizes = torch.tensor([[3.0, 1.0, 0.0]])  # the last group is pinned: size 0
-    assert torch.allclose(obj.kept_fraction(mask, sizes), torch.tensor([0.75]))
+    shares = obj.group_shares(sizes)
+    assert torch.allclose(shares, torch.tensor([[0.75, 0.25, 0.0]]))
+    assert torch.allclose(obj.kept_fraction(mask, shares), torch.tensor([0.75]))
+
+
+def test_group_shares_of_a_fully_pinned_example_are_zero():
+    assert obj.group_shares(torch.zeros(1, 3)).abs().sum() == 0
 
 
 def test_compactness_squared_mean_and_target_fraction():

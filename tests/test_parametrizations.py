@@ -15,8 +15,9 @@ def test_free_logits_are_a_sigmoid():
     params = p.init_params(2, CPU, F32)
     assert params["logit"].shape == (2, 3)
     pinned = torch.zeros(2, 3, dtype=torch.bool)
-    assert torch.allclose(p.mask(params, pinned), torch.full((2, 3), 0.5))
-    assert p.smoothness(params, pinned).tolist() == [0.0, 0.0]
+    evaluation = p.evaluate(params, pinned, total_variation=True)
+    assert torch.allclose(evaluation.values, torch.full((2, 3), 0.5))
+    assert evaluation.kernel_width is None and evaluation.total_variation is None
 
 
 def test_gaussian_mask_matches_the_formula():
@@ -56,14 +57,16 @@ def test_kernel_width_regularizer_rewards_wide_kernels():
     pinned = torch.zeros(1, 8, dtype=torch.bool)
     narrow = {"weight": torch.zeros(1, 8), "log_width": torch.full((1, 8), math.log(0.5))}
     wide = {"weight": torch.zeros(1, 8), "log_width": torch.full((1, 8), math.log(4.0))}
-    assert p.smoothness(wide, pinned) < p.smoothness(narrow, pinned)
-    assert p.smoothness(wide, pinned).item() == pytest.approx(-math.log(4.0))
+    wide_loss = p.evaluate(wide, pinned, False).kernel_width
+    assert wide_loss < p.evaluate(narrow, pinned, False).kernel_width
+    assert wide_loss.item() == pytest.approx(-math.log(4.0))
 
 
 def test_gaussian_width_is_clamped_to_the_sequence_length():
     p = GaussianKernelMask1D(4)
     huge = {"weight": torch.zeros(1, 4), "log_width": torch.full((1, 4), 50.0)}
-    assert p.smoothness(huge, torch.zeros(1, 4, dtype=torch.bool)).item() == pytest.approx(-math.log(4.0))
+    loss = p.evaluate(huge, torch.zeros(1, 4, dtype=torch.bool), False).kernel_width
+    assert loss.item() == pytest.approx(-math.log(4.0))
 
 
 def test_smooth2d_shapes_and_smoothness():
@@ -85,5 +88,20 @@ def test_gradients_reach_every_parameter():
     p = GaussianKernelMask1D(5)
     params = {k: v.requires_grad_() for k, v in p.init_params(2, CPU, F32).items()}
     pinned = torch.zeros(2, 5, dtype=torch.bool)
-    (p.mask(params, pinned).sum() + p.smoothness(params, pinned).sum()).backward()
+    evaluation = p.evaluate(params, pinned, False)
+    (evaluation.values.sum() + evaluation.kernel_width.sum()).backward()
     assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in params.values())
+
+
+def test_smooth2d_total_variation_is_the_coarse_grids_neighbour_differences():
+    from captum_maskopt.objective import total_variation_loss
+
+    p = SmoothMask2D((12, 16), cell_size=4)  # 3 x 4 cells
+    params = p.init_params(2, CPU, F32)
+    params["weight"] = torch.randn(2, 12) * 2
+    evaluation = p.evaluate(params, torch.zeros(2, 192, dtype=torch.bool), True)
+    coarse = p.coarse_mask(params)
+    # total_variation_loss divides by the cell count; ours by the pixel count.
+    expected = total_variation_loss(coarse) * 12 / 192
+    assert torch.allclose(evaluation.total_variation, expected, atol=1e-6)
+    assert p.evaluate(params, torch.zeros(2, 192, dtype=torch.bool), False).total_variation is None

@@ -83,6 +83,22 @@ def format_additional_forward_args(args: Any, n: int) -> Tuple[Any, ...]:
     return args
 
 
+class BatchExpander:
+    """Expands batched arguments for the stacked views, caching the whole-batch case
+    (the common one: every step until examples start to stop)."""
+
+    def __init__(self, args: Tuple[Any, ...]) -> None:
+        self.args = args
+        self._whole: Optional[Tuple[int, Tuple[Any, ...]]] = None
+
+    def __call__(self, rows: Optional[Tensor], times: int) -> Tuple[Any, ...]:
+        if rows is not None:
+            return expand_additional_forward_args(self.args, rows, times)
+        if self._whole is None or self._whole[0] != times:
+            self._whole = (times, expand_additional_forward_args(self.args, None, times))
+        return self._whole[1]
+
+
 def expand_additional_forward_args(
     args: Tuple[Any, ...], rows: Optional[Tensor], times: int
 ) -> Tuple[Any, ...]:
@@ -198,6 +214,8 @@ def select_target(probabilities: Tensor, target: Optional[Tensor]) -> Tensor:
     m = probabilities.shape[0]
     if target is None:
         return probabilities.reshape(m)
+    if target.shape[1] == 1 and probabilities.dim() == 2:
+        return probabilities.gather(1, target).reshape(m)
     index = (torch.arange(m, device=probabilities.device),) + tuple(target.t())
     return probabilities[index].reshape(m)
 

@@ -290,14 +290,13 @@ class LayerMaskOptimization(LayerAttribution):
 
                     def run_views(
                         views: Tuple[Tensor, ...], rows: Optional[Tensor], copies: int,
-                        chunk_inputs: Tuple[Tensor, ...] = chunk_inputs,
-                        chunk_args: Tuple[Any, ...] = chunk_args,
+                        expand: common.BatchExpander = common.BatchExpander(
+                            chunk_inputs + chunk_args
+                        ),
                     ) -> Tensor:
-                        model_inputs = common.expand_additional_forward_args(chunk_inputs, rows, copies)
-                        expanded = common.expand_additional_forward_args(chunk_args, rows, copies)
                         switch.replacement = views
                         try:
-                            return self.forward_func(*model_inputs, *expanded)
+                            return self.forward_func(*expand(rows, copies))
                         finally:
                             switch.replacement = None
 

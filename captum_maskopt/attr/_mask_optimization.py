@@ -221,10 +221,9 @@ class MaskOptimization(PerturbationAttribution):
 
                 def run_views(
                     views: Tuple[Tensor, ...], rows: Optional[Tensor], copies: int,
-                    chunk_args: Tuple[Any, ...] = chunk_args,
+                    expand_args: common.BatchExpander = common.BatchExpander(chunk_args),
                 ) -> Tensor:
-                    expanded = common.expand_additional_forward_args(chunk_args, rows, copies)
-                    return self.forward_func(*views, *expanded)
+                    return self.forward_func(*views, *expand_args(rows, copies))
 
                 mask, record = optimize_chunk(
                     chunk_inputs, chunk_baselines, groups, run_views, chunk_target,

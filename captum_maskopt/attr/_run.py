@@ -42,6 +42,7 @@ def build_predict(
     # it is computed once instead of at every step.
     differences = [tuple(x - b for x, b in zip(masked, baseline)) for baseline in baselines]
     device_type = masked[0].device.type
+    whole_batch_target = None if target is None else target.repeat(copies, 1)
 
     def predict(mask: Tensor, rows: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         n = mask.shape[0]
@@ -63,9 +64,9 @@ def build_predict(
         with context:
             output = run_views(tuple(views), rows, copies)
         probabilities = class_probabilities(output.to(mask.dtype), probability)
-        row_target = None
-        if target is not None:
-            row_target = (target if rows is None else target[rows]).repeat(copies, 1)
+        row_target = whole_batch_target
+        if target is not None and rows is not None:
+            row_target = target[rows].repeat(copies, 1)
         selected = select_target(probabilities, row_target).view(copies, n)
         return selected[:n_baselines], selected[n_baselines:]
 
