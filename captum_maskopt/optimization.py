@@ -119,10 +119,11 @@ def noise_block(
     ``flip_fraction`` of the groups to 0 (``upper = 0``) and as many to 1
     (``lower = 1``).
     """
-    # Keys are mixed in Python's unbounded integers, so any seed fits int64 tensor ops.
-    keys = [(seed * 0x85EBCA77 + step * 0xC2B2AE3D) & 0xFFFFFFFF
-            for step in range(first_step, first_step + n_steps)]
-    key_tensor = torch.tensor(keys, device=device, dtype=torch.int64).unsqueeze(1)
+    # The seed is mixed in Python's unbounded integers, so any seed fits int64 tensor
+    # ops; the steps are made on the device, so drawing noise never copies from the host.
+    seed_key = (seed * 0x85EBCA77) & 0xFFFFFFFF
+    steps = torch.arange(first_step, first_step + n_steps, device=device, dtype=torch.int64)
+    key_tensor = ((steps * 0xC2B2AE3D + seed_key) & 0xFFFFFFFF).unsqueeze(1)
     counter = torch.arange(3 * n_groups, device=device, dtype=torch.int64).unsqueeze(0)
     uniforms = _uniform_hash(key_tensor, counter).view(n_steps, n_groups, 3)
     u1, u2, u3 = uniforms.unbind(-1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -218,6 +218,20 @@ def select_target(probabilities: Tensor, target: Optional[Tensor]) -> Tensor:
         return probabilities.gather(1, target).reshape(m)
     index = (torch.arange(m, device=probabilities.device),) + tuple(target.t())
     return probabilities[index].reshape(m)
+
+
+SETTING_NAMES = (
+    "n_steps", "learning_rate", "sufficiency_weight", "comprehensiveness_weight",
+    "comprehensiveness", "comprehensiveness_margin", "compactness_weight",
+    "target_kept_fraction", "smoothness_weight", "total_variation_weight", "noise_std",
+    "flip_fraction", "check_every", "tolerance", "seed", "probability", "parametrization",
+    "autocast",
+)
+
+
+def settings_of(arguments: Dict[str, Any]) -> Dict[str, Any]:
+    """The method's settings among an ``attribute`` call's arguments (its ``locals()``)."""
+    return {name: arguments[name] for name in SETTING_NAMES}
 
 
 def settings_from_arguments(

@@ -230,19 +230,7 @@ class LayerMaskOptimization(LayerAttribution):
         baseline_list = format_baselines(baselines, inputs_tuple)
         args = common.format_additional_forward_args(additional_forward_args, n)
         objective, optimizer = common.settings_from_arguments(
-            n_steps=n_steps, learning_rate=learning_rate,
-            sufficiency_weight=sufficiency_weight,
-            comprehensiveness_weight=comprehensiveness_weight,
-            comprehensiveness=comprehensiveness,
-            comprehensiveness_margin=comprehensiveness_margin,
-            compactness_weight=compactness_weight,
-            target_kept_fraction=target_kept_fraction,
-            smoothness_weight=smoothness_weight,
-            total_variation_weight=total_variation_weight,
-            noise_std=noise_std, flip_fraction=flip_fraction,
-            check_every=check_every, tolerance=tolerance, seed=seed,
-            probability=probability, parametrization=parametrization,
-            autocast=autocast, uses_grid=False,
+            uses_grid=False, **common.settings_of(locals())
         )
         chunks = common.chunk_rows(n, internal_batch_size)
 

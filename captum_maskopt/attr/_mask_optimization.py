@@ -178,19 +178,7 @@ class MaskOptimization(PerturbationAttribution):
             and parametrization in ("auto", "smooth2d")
         )
         objective, optimizer = common.settings_from_arguments(
-            n_steps=n_steps, learning_rate=learning_rate,
-            sufficiency_weight=sufficiency_weight,
-            comprehensiveness_weight=comprehensiveness_weight,
-            comprehensiveness=comprehensiveness,
-            comprehensiveness_margin=comprehensiveness_margin,
-            compactness_weight=compactness_weight,
-            target_kept_fraction=target_kept_fraction,
-            smoothness_weight=smoothness_weight,
-            total_variation_weight=total_variation_weight,
-            noise_std=noise_std, flip_fraction=flip_fraction,
-            check_every=check_every, tolerance=tolerance, seed=seed,
-            probability=probability, parametrization=parametrization,
-            autocast=autocast, uses_grid=uses_grid,
+            uses_grid=uses_grid, **common.settings_of(locals())
         )
         if masks is not None:
             check_feature_mask(masks, inputs_tuple)
