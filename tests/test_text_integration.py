@@ -72,7 +72,7 @@ def test_word_scores_follow_the_token_masks(model, tokenizer):
     encoding = explainer.encode(TEXTS[:1])
     token_scores = torch.arange(encoding.input_ids.shape[1], dtype=torch.float64).unsqueeze(0)
     probabilities = explainer.predict(encoding)
-    words = explainer._word_attributions(
+    words = explainer.word_attributions(
         encoding, token_scores, torch.tensor([1]), probabilities, "mean", "test"
     )[0]
     # Tokens: [CLS]=0, a=1, wonder=2, ##ful=3, ##ly=4, great=5, film=6, !=7.
@@ -115,3 +115,28 @@ def test_bad_texts(model, tokenizer):
         explainer.explain("just one string")
     with pytest.raises(ValueError, match="empty"):
         explainer.explain([])
+
+
+def test_html_report_escapes_markup_and_lists_methods(model, tokenizer):
+    from captum.attr import LayerIntegratedGradients
+
+    from captum_maskopt.text.report import render_html_report
+
+    explainer = TextExplainer(model, tokenizer)
+    ours = explainer.explain(TEXTS, n_steps=3)
+    ig = explainer.explain_with(LayerIntegratedGradients, TEXTS, n_steps=5)
+    page = render_html_report(
+        [{"MaskOptimization": a, "IntegratedGradients": b} for a, b in zip(ours, ig)],
+        labels=[1, 0],
+    )
+    # The review's markup is shown, not run: no raw tag of it, only escaped brackets.
+    assert "<b>" not in page and "</b>" not in page and "&lt;" in page and "&gt;" in page
+    assert page.count("<table>") == 2 and page.count("<th>MaskOptimization</th>") == 2
+    assert "Legend" in page and "true label: negative" in page
+    # Every character of the text survives (escaped), between and inside words.
+    import html as html_module
+    import re
+
+    second = page.split("<h2>Document 2</h2>")[1].split("</tr>")[0]
+    visible = html_module.unescape(re.sub(r"<[^>]+>", "", second.split("<td>")[1]))
+    assert visible == TEXTS[1]

@@ -220,7 +220,7 @@ class TextExplainer:
             return torch.full((n,), target, dtype=torch.long, device=probabilities.device)
         return torch.as_tensor(target, dtype=torch.long, device=probabilities.device).view(n)
 
-    def _word_attributions(
+    def word_attributions(
         self,
         encoding: TextEncoding,
         token_scores: Tensor,
@@ -229,6 +229,8 @@ class TextExplainer:
         reduce: str,
         method: str,
     ) -> List[WordAttribution]:
+        """Pool token scores ``(N, T)`` into word scores: ``"mean"`` when each piece
+        carries its word's value (masks), ``"sum"`` for additive attributions."""
         results = []
         for row, (text, spans) in enumerate(zip(encoding.texts, encoding.word_spans)):
             words = encoding.word_index[row]
@@ -286,7 +288,7 @@ class TextExplainer:
             return_record=True,
             **attribute_kwargs,
         )
-        results = self._word_attributions(
+        results = self.word_attributions(
             encoding, attributions[..., 0], targets, probabilities, "mean", "MaskOptimization"
         )
         for row, result in enumerate(results):
@@ -322,6 +324,6 @@ class TextExplainer:
         if isinstance(attributions, tuple):
             attributions = attributions[0]
         token_scores = attributions.detach().reshape(*encoding.input_ids.shape, -1).sum(-1)
-        return self._word_attributions(
+        return self.word_attributions(
             encoding, token_scores, targets, probabilities, "sum", name or type(method).__name__
         )
