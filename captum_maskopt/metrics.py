@@ -18,7 +18,9 @@ delta accuracy), with ``j`` the class explained and ``r`` the rationale:
 * delta accuracy: accuracy on the full inputs minus accuracy with the top features
   removed;
 * agreement with human rationales: token F1, IOU F1 (spans matching at IoU >= 0.5) and
-  AUPRC.
+  AUPRC;
+* localisation: the share of positive attribution inside a known region (the object
+  of an image, the evidence of a text), the "energy" pointing game of Wang et al. 2020.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "token_f1",
     "iou_f1",
     "auprc",
+    "share_inside",
 ]
 
 ProbabilitiesWith = Callable[[Tensor], Tensor]
@@ -253,3 +256,28 @@ def auprc(attributions: Tensor, gold: Tensor, valid: Optional[Tensor] = None) ->
         recall_gain = torch.diff(true_positives, prepend=torch.zeros(1, dtype=torch.float64)) / positives
         results.append(float((precision * recall_gain).sum()))
     return torch.tensor(results, dtype=torch.float64)
+
+
+def share_inside(attributions: Tensor, region: Tensor) -> Tensor:
+    """Per example, the share of the positive attribution that falls inside ``region``:
+    ``sum(relu(a) inside) / sum(relu(a))``, in [0, 1]; nan for an example without
+    positive attribution. A uniform attribution scores the region's share of the
+    features, so a score above that means the attribution concentrates on the region.
+
+    Args:
+        attributions: ``(N, F)`` scores, higher meaning more important.
+        region: bool ``(N, F)`` (or ``(F,)``, the same region for every example).
+    """
+    if attributions.dim() != 2:
+        raise ValueError(
+            f"attributions must be (N, F) scores per feature, got shape {tuple(attributions.shape)}"
+        )
+    if region.dtype != torch.bool or region.shape[-1] != attributions.shape[1] or region.dim() > 2:
+        raise ValueError(
+            f"region must be a bool tensor of shape (N, F) or (F,) with F = {attributions.shape[1]}, "
+            f"got dtype {region.dtype} and shape {tuple(region.shape)}"
+        )
+    positive = attributions.detach().to(torch.float64).clamp_min(0.0)
+    total = positive.sum(dim=1)
+    inside = (positive * region.to(positive.device, torch.float64)).sum(dim=1)
+    return torch.where(total > 0, inside / total.clamp_min(1e-300), torch.full_like(total, float("nan")))

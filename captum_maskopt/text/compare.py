@@ -81,7 +81,8 @@ def compare_methods(
 
     Args:
         explainer: the classifier, wrapped.
-        texts, labels: the documents and their true labels.
+        texts: the documents.
+        labels: their true labels.
         methods: names from :data:`~captum_maskopt.text.peers.PEERS`.
         batch_size: documents per attribution call.
         progress: called with the method's name after each batch.

@@ -8,6 +8,10 @@ LayerMaskOptimization` on the embedding layer underneath. It returns one
 :class:`WordAttribution` per text: a score per word with its character offsets into
 the original string, and rationales (top-k % or a threshold) as character spans.
 
+Texts longer than the model's window are cut into overlapping windows that are
+explained together: the document's logits are the mean of its windows' logits, and a
+word has one mask value wherever it appears, so the windows agree on the overlap.
+
 Any Captum layer attribution (``LayerIntegratedGradients`` and friends) can be run
 through the same tokenization with :meth:`TextExplainer.explain_with`, so methods are
 compared on identical words.
@@ -15,13 +19,15 @@ compared on identical words.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from captum_maskopt.attr import LayerMaskOptimization
+from captum_maskopt.attr import LayerMaskOptimization, MaskOptimization
+from captum_maskopt.attr._layer_switch import LayerSwitch
 
 __all__ = ["TextEncoding", "WordAttribution", "TextExplainer"]
 
@@ -32,9 +38,10 @@ class TextEncoding:
 
     Attributes:
         texts: the raw strings.
-        input_ids, attention_mask: ``(N, T)`` model inputs.
-        word_index: ``(N, T)`` the word each token belongs to, -1 for special tokens
-            and padding.
+        input_ids, attention_mask: ``(N, T)`` model inputs, or ``(N, W, T)`` when the
+            texts are cut into ``W`` windows (unused windows are all padding).
+        word_index: same shape, the word of the text each token belongs to, -1 for
+            special tokens and padding.
         word_spans: per text, the ``(start, end)`` character offsets of each word.
     """
 
@@ -46,12 +53,18 @@ class TextEncoding:
 
     @property
     def special(self) -> Tensor:
-        """``(N, T)`` bool: special tokens and padding."""
+        """Bool, shaped like ``input_ids``: special tokens and padding."""
         return self.word_index < 0
 
+    @property
+    def windowed(self) -> bool:
+        """Whether the tensors are ``(N, W, T)`` windows."""
+        return self.input_ids.dim() == 3
+
     def feature_mask(self) -> Tensor:
-        """``(N, T, 1)`` group ids for a layer output: word ``w`` is group ``w + 1``;
-        special tokens and padding share group 0 (pinned)."""
+        """Group ids for a layer output, ``input_ids``' shape plus a trailing 1: word
+        ``w`` is group ``w + 1`` in every window it appears in; special tokens and
+        padding share group 0 (pinned)."""
         return (self.word_index + 1).unsqueeze(-1)
 
 
@@ -120,6 +133,33 @@ class WordAttribution:
         )
 
 
+def _stack_windows(
+    tensors: Sequence[Tensor], text_of_row: Sequence[int], n_texts: int, fill: Sequence[int]
+) -> List[Tensor]:
+    """Rows ``(R, T)`` of windows, in text order, as ``(N, W, T)``; texts with fewer
+    windows get windows of ``fill`` (all padding)."""
+    counts = torch.bincount(torch.as_tensor(text_of_row), minlength=n_texts)
+    slot = [0] * len(text_of_row)
+    seen = [0] * n_texts
+    for row, text in enumerate(text_of_row):
+        slot[row], seen[text] = seen[text], seen[text] + 1
+    shape = (n_texts, int(counts.max()), tensors[0].shape[1])
+    stacked = []
+    for tensor, value in zip(tensors, fill):
+        out = torch.full(shape, value, dtype=tensor.dtype)
+        out[torch.as_tensor(text_of_row), torch.as_tensor(slot)] = tensor
+        stacked.append(out)
+    return stacked
+
+
+def _single_window(encoding: TextEncoding) -> TextEncoding:
+    """A windowed encoding whose texts all fit in one window, as ``(N, T)``."""
+    return TextEncoding(
+        encoding.texts, encoding.input_ids[:, 0], encoding.attention_mask[:, 0],
+        encoding.word_index[:, 0], encoding.word_spans,
+    )
+
+
 def _default_layer(model: nn.Module) -> nn.Module:
     """The embeddings module whose output is masked: the whole embeddings block (word,
     position and type embeddings, LayerNorm) when the model exposes one, so baselines
@@ -145,8 +185,11 @@ class TextExplainer:
         layer: the embedding module to mask. Default: ``model.embeddings`` or
             ``model.base_model.embeddings`` (the whole embeddings block), else
             ``model.get_input_embeddings()``.
-        max_length: longest tokenized input, special tokens included. Default: the
-            tokenizer's ``model_max_length`` capped at 512.
+        max_length: longest tokenized input (one window), special tokens included.
+            Default: the tokenizer's ``model_max_length`` capped at 512.
+        window_overlap: how many tokens consecutive windows of a longer text share in
+            :meth:`explain`, so that every word is seen with some context on both
+            sides. Default: a quarter of ``max_length``.
     """
 
     def __init__(
@@ -155,6 +198,7 @@ class TextExplainer:
         tokenizer: Any,
         layer: Optional[nn.Module] = None,
         max_length: Optional[int] = None,
+        window_overlap: Optional[int] = None,
     ) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise TypeError("tokenizer must be a fast tokenizer (it maps tokens to words)")
@@ -162,7 +206,16 @@ class TextExplainer:
         self.tokenizer = tokenizer
         self.layer = _default_layer(model) if layer is None else layer
         limit = getattr(tokenizer, "model_max_length", 512) or 512
-        self.max_length = min(int(limit), 512) if max_length is None else max_length
+        self.max_length = min(int(limit), 512) if max_length is None else int(max_length)
+        room = self.max_length - tokenizer.num_special_tokens_to_add()
+        if room < 2:
+            raise ValueError(f"max_length must leave room for 2 tokens, got {max_length}")
+        self.window_overlap = room // 4 if window_overlap is None else int(window_overlap)
+        if not 0 <= self.window_overlap < room:
+            raise ValueError(
+                f"window_overlap must be in [0, {room}) for max_length={self.max_length}, "
+                f"got {window_overlap}"
+            )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
@@ -170,8 +223,20 @@ class TextExplainer:
         output = self.model(input_ids=input_ids, attention_mask=attention_mask)
         return output.logits if hasattr(output, "logits") else output
 
-    def encode(self, texts: Sequence[str]) -> TextEncoding:
-        """Tokenize ``texts`` (padded to the longest, truncated at ``max_length``)."""
+    def document_forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        """Logits ``(N, C)`` of windowed texts ``(N, W, T)``: the mean over each text's
+        windows (all-padding windows left out)."""
+        n, windows, length = input_ids.shape
+        logits = self.forward(input_ids.reshape(-1, length), attention_mask.reshape(-1, length))
+        logits = logits.reshape(n, windows, -1)
+        used = attention_mask.any(-1, keepdim=True).to(logits.dtype)
+        return (logits * used).sum(1) / used.sum(1)
+
+    def encode(self, texts: Sequence[str], windows: bool = False) -> TextEncoding:
+        """Tokenize ``texts``, padded to the longest. Without ``windows`` a text is
+        truncated at ``max_length`` tokens; with it, a longer text is cut into
+        windows of ``max_length`` tokens that overlap by ``window_overlap``, and the
+        tensors are ``(N, W, T)``, ``W`` the most windows of any text."""
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise TypeError("texts must be a list of strings")
         if not texts:
@@ -180,37 +245,44 @@ class TextExplainer:
         batch = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_length,
             return_offsets_mapping=True, return_tensors="pt",
+            return_overflowing_tokens=windows, stride=self.window_overlap if windows else 0,
         )
-        n, length = batch["input_ids"].shape
-        word_index = torch.full((n, length), -1, dtype=torch.long)
-        word_spans: List[List[Tuple[int, int]]] = []
+        if not windows and any(e.overflowing for e in batch.encodings):
+            warnings.warn(
+                f"texts longer than max_length={self.max_length} tokens are truncated; "
+                "explain() cuts them into windows instead", stacklevel=2,
+            )
+        rows, length = batch["input_ids"].shape
+        text_of_row = batch["overflow_to_sample_mapping"].tolist() if windows else list(range(rows))
         offsets = batch["offset_mapping"].tolist()
-        for row in range(n):
-            spans: List[Tuple[int, int]] = []
-            previous_word = None
-            for position, word in enumerate(batch.word_ids(row)):
-                if word is None:
-                    continue
-                start, end = offsets[row][position]
-                if word != previous_word:
-                    spans.append((start, end))
-                    previous_word = word
-                else:
-                    spans[-1] = (spans[-1][0], end)
-                word_index[row, position] = len(spans) - 1
-            word_spans.append(spans)
-        return TextEncoding(
-            texts=list(texts),
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            word_index=word_index.to(device),
-            word_spans=word_spans,
-        )
+        # Word ids count the words of the whole text, so a word keeps its id in every
+        # window; they are renumbered 0, 1, ... in case a word has no token.
+        word_ids = [batch.word_ids(row) for row in range(rows)]
+        spans_of: List[dict] = [{} for _ in texts]
+        for row, text in enumerate(text_of_row):
+            for position, word in enumerate(word_ids[row]):
+                if word is not None:
+                    start, end = offsets[row][position]
+                    old = spans_of[text].get(word, (start, end))
+                    spans_of[text][word] = (min(old[0], start), max(old[1], end))
+        number = [{word: i for i, word in enumerate(sorted(spans))} for spans in spans_of]
+        word_index = torch.full((rows, length), -1, dtype=torch.long)
+        for row, text in enumerate(text_of_row):
+            for position, word in enumerate(word_ids[row]):
+                if word is not None:
+                    word_index[row, position] = number[text][word]
+        word_spans = [[spans[w] for w in sorted(spans)] for spans in spans_of]
+        tensors = [batch["input_ids"], batch["attention_mask"], word_index]
+        if windows:
+            tensors = _stack_windows(tensors, text_of_row, len(texts), (self.pad_id, 0, -1))
+        input_ids, attention_mask, word_index = (t.to(device) for t in tensors)
+        return TextEncoding(list(texts), input_ids, attention_mask, word_index, word_spans)
 
     def predict(self, encoding: TextEncoding) -> Tensor:
         """Class probabilities ``(N, C)`` on the full texts."""
+        forward = self.document_forward if encoding.windowed else self.forward
         with torch.no_grad():
-            return torch.softmax(self.forward(encoding.input_ids, encoding.attention_mask), dim=-1)
+            return torch.softmax(forward(encoding.input_ids, encoding.attention_mask), dim=-1)
 
     def _targets(self, probabilities: Tensor, target: Union[None, int, Sequence[int], Tensor]) -> Tensor:
         n = probabilities.shape[0]
@@ -229,14 +301,16 @@ class TextExplainer:
         reduce: str,
         method: str,
     ) -> List[WordAttribution]:
-        """Pool token scores ``(N, T)`` into word scores: ``"mean"`` when each piece
-        carries its word's value (masks), ``"sum"`` for additive attributions."""
+        """Pool token scores (shaped like ``encoding.input_ids``) into word scores:
+        ``"mean"`` when each piece carries its word's value (masks), ``"sum"`` for
+        additive attributions."""
         results = []
         for row, (text, spans) in enumerate(zip(encoding.texts, encoding.word_spans)):
-            words = encoding.word_index[row]
+            words = encoding.word_index[row].reshape(-1)
+            row_scores = token_scores[row].reshape(-1)
             scores = torch.zeros(len(spans), dtype=torch.float64, device=token_scores.device)
             valid = words >= 0
-            scores.index_add_(0, words[valid], token_scores[row][valid].double())
+            scores.index_add_(0, words[valid], row_scores[valid].double())
             if reduce == "mean":
                 counts = torch.bincount(words[valid], minlength=len(spans)).clamp_min(1)
                 scores = scores / counts
@@ -274,13 +348,12 @@ class TextExplainer:
         """
         if "return_record" in attribute_kwargs:
             raise TypeError("explain() always records: read WordAttribution.extra['record']")
-        encoding = self.encode(texts)
+        encoding = self.encode(texts, windows=True)
+        if encoding.input_ids.shape[1] == 1:
+            encoding = _single_window(encoding)
         probabilities = self.predict(encoding)
         targets = self._targets(probabilities, target)
-        explainer = LayerMaskOptimization(self.forward, self.layer)
-        attributions, record = explainer.attribute(
-            encoding.input_ids,
-            baselines=torch.full_like(encoding.input_ids, self.pad_id),
+        settings = dict(
             target=targets,
             additional_forward_args=(encoding.attention_mask,),
             feature_mask=encoding.feature_mask(),
@@ -288,6 +361,14 @@ class TextExplainer:
             return_record=True,
             **attribute_kwargs,
         )
+        if encoding.windowed:
+            attributions, record = self._explain_windows(encoding, settings)
+        else:
+            attributions, record = LayerMaskOptimization(self.forward, self.layer).attribute(
+                encoding.input_ids,
+                baselines=torch.full_like(encoding.input_ids, self.pad_id),
+                **settings,
+            )
         results = self.word_attributions(
             encoding, attributions[..., 0], targets, probabilities, "mean", "MaskOptimization"
         )
@@ -297,6 +378,37 @@ class TextExplainer:
                 for name in ("steps", "keep_probability", "remove_probability", "kept_fraction")
             }
         return results
+
+    def _explain_windows(self, encoding: TextEncoding, settings: dict) -> Tuple[Tensor, Any]:
+        """MaskOptimization of the embedding layer's output for all windows of each
+        text at once, ``(N, W, T, D)``: one value per word of the text, fed back into
+        the model through a hook on the layer."""
+        n, windows, length = encoding.input_ids.shape
+        ids = encoding.input_ids.reshape(-1, length)
+        attention = encoding.attention_mask.reshape(-1, length)
+        switch = LayerSwitch(self.layer, False, None)
+        try:
+            _, embedded = switch.record(lambda: self.forward(ids, attention))
+            _, baseline = switch.record(lambda: self.forward(torch.full_like(ids, self.pad_id), attention))
+            if len(embedded) != 1:
+                raise TypeError("layer must return one tensor to explain windowed texts")
+
+            def masked_forward(values: Tensor, attention_mask: Tensor) -> Tensor:
+                switch.replacement = (values.reshape(-1, length, values.shape[-1]),)
+                try:
+                    # The ids only set the shapes: the layer's output is replaced.
+                    placeholder = torch.full(attention_mask.shape, self.pad_id, device=values.device)
+                    return self.document_forward(placeholder, attention_mask)
+                finally:
+                    switch.replacement = None
+
+            return MaskOptimization(masked_forward).attribute(
+                embedded[0].reshape(n, windows, length, -1),
+                baselines=baseline[0].reshape(n, windows, length, -1),
+                **settings,
+            )
+        finally:
+            switch.remove()
 
     def explain_with(
         self,
@@ -309,7 +421,9 @@ class TextExplainer:
         """Word-level explanations from any Captum layer attribution, on the same
         tokenization: ``attribution(forward, layer)`` builds it (e.g.
         ``LayerIntegratedGradients``); token scores are its attributions summed over
-        the hidden dimension, word scores the sum over the word's pieces."""
+        the hidden dimension, word scores the sum over the word's pieces. Texts longer
+        than ``max_length`` tokens are truncated (with a warning): Captum's layer
+        methods see one window."""
         encoding = self.encode(texts)
         probabilities = self.predict(encoding)
         targets = self._targets(probabilities, target)
