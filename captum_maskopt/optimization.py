@@ -56,6 +56,8 @@ class OptimizerSettings:
     flip_fraction: float = 0.05
     check_every: int = 10
     tolerance: float = 0.01
+    # Return the mean mask over the steps taken instead of the final one.
+    path_average: bool = False
     seed: int = 0
 
 
@@ -284,7 +286,8 @@ def optimize_masks(
         progress: called with the number of steps done after each step.
 
     Returns:
-        The final masks ``(N, G)`` (no noise, pinned groups 0) and the record.
+        The final masks ``(N, G)`` (no noise, pinned groups 0), or with
+        ``optimizer.path_average`` their mean over each example's steps, and the record.
     """
     n_examples = group_sizes.shape[0]
     device, dtype = group_sizes.device, group_sizes.dtype
@@ -297,6 +300,9 @@ def optimize_masks(
     converged = torch.zeros(n_examples, dtype=torch.bool, device=device)
     rows: Optional[Tensor] = None  # None: every example is still active
     last_checked = parametrization.mask(params, pinned).masked_fill(pinned, 0.0)
+    # Summed per example over its own steps, so a stopped example's average does not
+    # depend on how long the others in its batch keep going.
+    path_sum = torch.zeros_like(last_checked) if optimizer.path_average else None
 
     for step in range(optimizer.n_steps):
         if rows is None:
@@ -309,6 +315,13 @@ def optimize_masks(
         # Pinned groups are zeroed in the views only: the objective's terms give them
         # no weight (their size is 0), so the clean mask needs no extra operation.
         noisy = noise.apply(evaluation.values, step).masked_fill(fixed, 0.0)
+        if path_sum is not None:
+            with torch.no_grad():
+                clean = evaluation.values.detach().masked_fill(fixed, 0.0)
+                if rows is None:
+                    path_sum += clean
+                else:
+                    path_sum[rows] += clean
         keep, remove = predict(noisy, rows)
         loss = _objective(keep, remove, evaluation, row_shares, grid, objective)
         grads = list(torch.autograd.grad(loss.sum(), list(active.values())))
@@ -359,4 +372,6 @@ def optimize_masks(
             kept_fraction=obj.kept_fraction(final, shares),
             loss=loss,
         )
+        if path_sum is not None:
+            final = (path_sum + final) / (steps_taken.unsqueeze(1).to(dtype) + 1)
     return final, record

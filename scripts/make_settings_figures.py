@@ -43,10 +43,17 @@ TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
         ("1.0 (default)", {}),
         ("4.0", {"compactness_weight": 4.0}),
     ]),
+    # Rows labelled "(text)" are TextExplainer's TEXT_SETTINGS, "(method)" the
+    # defaults of attribute() itself.
     ("text_target_kept_fraction", "target_kept_fraction", [
-        ("None (default)", {}),
+        ("None (method)", {"target_kept_fraction": None}),
         ("0.5", {"target_kept_fraction": 0.5}),
         ("0.2", {"target_kept_fraction": 0.2}),
+        ("0.1 (text)", {}),
+    ]),
+    ("text_path_average", "path_average", [
+        ("False (method)", {"path_average": False}),
+        ("True (text)", {}),
     ]),
     # TextExplainer groups pieces into words with a feature_mask, for which "auto"
     # means free logits; the kernel widths (and so smoothness_weight) only act with

@@ -727,3 +727,14 @@ def test_layer_not_used_by_the_model():
 def test_layer_that_is_not_a_module(mlp):
     with pytest.raises(TypeError, match=r"layer must be a torch\.nn\.Module"):
         LayerMaskOptimization(mlp, lambda t: t)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_path_average_must_be_a_bool(kind, value, mlp):
+    x = _x()
+    explainer = _explainer(kind, mlp)
+    assert_rejected(
+        lambda: explainer.attribute(x, target=0, n_steps=N_STEPS, path_average=value),
+        TypeError, r"path_average must be True or False", mlp, x, layer=mlp[0],
+    )

@@ -67,6 +67,34 @@ def test_batch_gives_the_same_attributions_as_one_at_a_time(request, model_name)
     assert torch.allclose(batch, split, atol=1e-4)
 
 
+def test_path_average_is_the_mean_mask_over_the_steps(mlp):
+    x = torch.rand(3, 8)
+    explainer = MaskOptimization(mlp)
+    # One step: the mean of the starting mask (free logits start at 2.0) and the final one.
+    final = explainer.attribute(x, target=0, n_steps=1, parametrization="logits")
+    averaged = explainer.attribute(x, target=0, n_steps=1, parametrization="logits", path_average=True)
+    start = torch.sigmoid(torch.tensor(2.0))
+    assert torch.allclose(averaged, (start + final) / 2, atol=1e-6)
+
+
+def test_path_average_keeps_range_batch_invariance_and_the_record(mlp):
+    x = torch.rand(4, 8)
+    targets = torch.tensor([0, 1, 2, 0])
+    explainer = MaskOptimization(mlp)
+    batch, record = explainer.attribute(x, target=targets, n_steps=80, path_average=True, return_record=True)
+    assert ((batch >= 0) & (batch <= 1)).all()
+    # Examples stop at different steps; each one's average is over its own steps.
+    single = torch.cat([
+        explainer.attribute(x[i : i + 1], target=targets[i], n_steps=80, path_average=True) for i in range(4)
+    ])
+    assert torch.allclose(batch, single, atol=1e-4)
+    final, final_record = explainer.attribute(x, target=targets, n_steps=80, return_record=True)
+    assert not torch.allclose(batch, final, atol=1e-3)
+    # The record describes the final mask either way.
+    assert torch.equal(record.steps, final_record.steps)
+    assert torch.allclose(record.kept_fraction, final.mean(dim=1), atol=1e-5)
+
+
 def test_seed_makes_results_reproducible(mlp):
     x = torch.rand(3, 8)
     explainer = MaskOptimization(mlp)

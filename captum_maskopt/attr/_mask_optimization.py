@@ -96,6 +96,7 @@ class MaskOptimization(PerturbationAttribution):
         flip_fraction: float = 0.05,
         check_every: int = 10,
         tolerance: float = 0.01,
+        path_average: bool = False,
         seed: Optional[int] = 0,
         autocast: bool = False,
     ) -> Union[TensorOrTuple, Tuple[TensorOrTuple, OptimizationRecord]]:

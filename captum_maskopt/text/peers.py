@@ -19,7 +19,7 @@ from torch import Tensor
 
 from captum_maskopt.attr import LayerMaskOptimization
 from captum_maskopt.attr._mase import LayerMASE
-from captum_maskopt.text.integration import TextEncoding, TextExplainer
+from captum_maskopt.text.integration import TEXT_SETTINGS, TextEncoding, TextExplainer
 
 __all__ = ["EmbeddingSpace", "embedding_space", "PEERS", "token_scores"]
 
@@ -127,6 +127,7 @@ def _mask_optimization(explainer: TextExplainer, encoding: TextEncoding, targets
         additional_forward_args=(encoding.attention_mask,),
         feature_mask=encoding.feature_mask(),
         pinned_features=encoding.special.unsqueeze(-1),
+        **TEXT_SETTINGS,
     )
     return attributions[..., 0]
 
