@@ -316,12 +316,11 @@ def optimize_masks(
         # no weight (their size is 0), so the clean mask needs no extra operation.
         noisy = noise.apply(evaluation.values, step).masked_fill(fixed, 0.0)
         if path_sum is not None:
-            with torch.no_grad():
-                clean = evaluation.values.detach().masked_fill(fixed, 0.0)
-                if rows is None:
-                    path_sum += clean
-                else:
-                    path_sum[rows] += clean
+            # Pinned groups are zeroed once, after the loop.
+            if rows is None:
+                path_sum += evaluation.values.detach()
+            else:
+                path_sum[rows] += evaluation.values.detach()
         keep, remove = predict(noisy, rows)
         loss = _objective(keep, remove, evaluation, row_shares, grid, objective)
         grads = list(torch.autograd.grad(loss.sum(), list(active.values())))
@@ -373,5 +372,5 @@ def optimize_masks(
             loss=loss,
         )
         if path_sum is not None:
-            final = (path_sum + final) / (steps_taken.unsqueeze(1).to(dtype) + 1)
+            final = (path_sum.masked_fill(pinned, 0.0) + final) / (steps_taken.unsqueeze(1).to(dtype) + 1)
     return final, record
