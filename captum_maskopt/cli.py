@@ -110,7 +110,7 @@ def _compare_text(args: argparse.Namespace) -> None:
     from captum_maskopt.text.classifier import load_sentiment_classifier, load_shortcut_classifier
     from captum_maskopt.text.compare import compare_methods, first_rank_rate, summary_table
     from captum_maskopt.text.data import load_paragraphs, load_snippets, with_shortcut
-    from captum_maskopt.text.integration import TextExplainer
+    from captum_maskopt.text.integration import TEXT_SETTINGS, TextExplainer
     from captum_maskopt.text.peers import PEERS
     from captum_maskopt.text.report import render_html_report
 
@@ -130,6 +130,7 @@ def _compare_text(args: argparse.Namespace) -> None:
             explainer, texts, labels, methods, args.batch_size,
             progress=lambda name: (bar.set_postfix_str(name), bar.update(1)),
             keep_attributions=args.report_documents if args.html else 0,
+            checkpoint=args.checkpoint, seed=args.seed,
         )
     print(f"\n{args.snippets} test snippets + {args.paragraphs} test paragraphs, "
           "word level, removal = pad token\n")
@@ -139,6 +140,7 @@ def _compare_text(args: argparse.Namespace) -> None:
         "seed": args.seed, "methods": methods, "removal": "pad token",
         "delta_accuracy_fraction": 0.2, "aopc_fractions": [0.01, 0.05, 0.1, 0.2, 0.5],
         "torch_threads": torch.get_num_threads(),
+        "mask_optimization_settings": dict(TEXT_SETTINGS),
     }
     output = {"methods": results, "config": config}
     if args.shortcut > 0:
@@ -147,7 +149,10 @@ def _compare_text(args: argparse.Namespace) -> None:
             e.text for e in with_shortcut(load_snippets("test"), token, seed=args.seed)
             if token in e.text.lower().split()
         ][: args.shortcut]
-        rates = first_rank_rate(TextExplainer(shortcut_model, shortcut_tokenizer), planted, token, methods, args.batch_size)
+        rates = first_rank_rate(
+            TextExplainer(shortcut_model, shortcut_tokenizer), planted, token, methods,
+            args.batch_size, checkpoint=args.checkpoint, seed=args.seed,
+        )
         print(f"\nplanted shortcut '{token}': share of {len(planted)} examples where it ranks first")
         for name, rate in rates.items():
             print(f"  {name:24s} {rate:.3f}")
@@ -270,6 +275,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     text.add_argument("--html", metavar="PATH", help="write a side-by-side HTML report")
     text.add_argument("--report-documents", type=int, default=10,
                       help="documents in the HTML report (default 10)")
+    text.add_argument("--checkpoint", metavar="PATH",
+                      help="append each finished batch to PATH (JSON lines) and skip the "
+                           "batches already there, so a stopped run goes on where it stopped")
     text.add_argument("--seed", type=int, default=0)
     text.add_argument("--quiet", action="store_true", help="no progress bar")
     image = modalities.add_parser("image", help="EfficientNet-Lite0 ImageNet classifier, packaged photos")

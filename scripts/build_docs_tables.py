@@ -121,7 +121,9 @@ def _config_line(config: Mapping[str, Any]) -> str:
         return ""
     parts = []
     for key, value in config.items():
-        if isinstance(value, (list, tuple)):
+        if isinstance(value, Mapping):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
             value = ", ".join(str(v) for v in value)
         parts.append(f"`{key}`: {value}")
     return "Settings of the run: " + "; ".join(parts) + "."

@@ -49,7 +49,8 @@ TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
         ("None (method)", {"target_kept_fraction": None}),
         ("0.5", {"target_kept_fraction": 0.5}),
         ("0.2", {"target_kept_fraction": 0.2}),
-        ("0.1 (text)", {}),
+        ("0.1", {"target_kept_fraction": 0.1}),
+        ("0.05 (text)", {}),
     ]),
     ("text_path_average", "path_average", [
         ("False (method)", {"path_average": False}),

@@ -1,10 +1,25 @@
-"""Small models shared by the tests, and the packaged text classifiers."""
+"""Small models shared by the tests, the packaged text classifiers, and the project's
+scripts as modules."""
 
 import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 from torch import nn
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class PlantedLinear(nn.Module):

@@ -15,24 +15,16 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Dict, List, Set
 
 import pytest
 
+from conftest import load_script
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 
-
-def _load_script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tables = _load_script("build_docs_tables")
+tables = load_script("build_docs_tables")
 
 
 # ------------------------------------------------------------------ the built site
@@ -208,7 +200,7 @@ def test_settings_page_has_a_section_for_every_argument() -> None:
 
 def test_every_settings_figure_exists_and_is_shown() -> None:
     pytest.importorskip("matplotlib")
-    figures = _load_script("make_settings_figures")
+    figures = load_script("make_settings_figures")
     page = (DOCS / "settings.md").read_text(encoding="utf-8")
     names = [name for name, _, _ in figures.TEXT_FIGURES + figures.IMAGE_FIGURES]
     assert len(names) == len(set(names)) >= 12
@@ -281,3 +273,8 @@ def test_quick_start_code_runs(page: str, monkeypatch: pytest.MonkeyPatch) -> No
                 raise AssertionError(f"{page}, python block {number + 1} fails:\n{block}") from error
     finally:
         plt.close("all")
+
+
+def test_the_config_line_spells_out_lists_and_mappings():
+    line = tables._config_line({"methods": ["A", "B"], "settings": {"path_average": True, "n": 2}})
+    assert line == "Settings of the run: `methods`: A, B; `settings`: path_average=True, n=2."

@@ -15,7 +15,9 @@ def test_rationales_on_real_reviews(sentiment):
 
     model, tokenizer = sentiment
     texts = [e.text for e in load_snippets("test")[:3]]
-    results = TextExplainer(model, tokenizer).explain(texts, n_steps=30)
+    # A budget with room for redundant evidence: at the 5 % of TEXT_SETTINGS, a snippet
+    # with many positive words can keep its prediction in both views.
+    results = TextExplainer(model, tokenizer).explain(texts, n_steps=30, target_kept_fraction=0.3)
     for text, result in zip(texts, results):
         assert [text[s:e] for s, e in result.spans] == result.words
         assert ((result.scores >= 0) & (result.scores <= 1)).all()

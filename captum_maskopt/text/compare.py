@@ -4,18 +4,32 @@
 level, and scores each with the faithfulness metrics of :mod:`captum_maskopt.metrics`.
 A removed word is replaced by the pad token (its pieces too), the same removal that the
 mask optimization and the perturbation peers use; special tokens always stay.
+
+A comparison on hundreds of documents takes hours on a CPU. Given a ``checkpoint``
+file, each finished batch is appended to it (one JSON line) and the batches already
+there are not run again, so a stopped run goes on where it stopped. A batch's line is
+keyed by the model's weights, the package version, the text settings of mask
+optimization, the method and the batch's texts; each batch draws its random numbers
+from a seed of its own, so a resumed run gives what an uninterrupted one would.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+import captum_maskopt
 from captum_maskopt import metrics
-from captum_maskopt.text.integration import TextEncoding, TextExplainer, WordAttribution
+from captum_maskopt.text.integration import (
+    TEXT_SETTINGS, TextEncoding, TextExplainer, WordAttribution,
+)
 from captum_maskopt.text.peers import PEERS, token_scores
 
 __all__ = ["METRICS", "compare_methods", "first_rank_rate"]
@@ -55,6 +69,83 @@ def probabilities_with_words(
     return probabilities_with
 
 
+def model_fingerprint(model: nn.Module) -> str:
+    """A SHA-1 digest of the model's parameters and buffers."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class _BatchLog:
+    """The finished batches of a comparison in a JSON-lines file (see the module's
+    docstring); ``path=None`` keeps nothing."""
+
+    def __init__(self, path: Optional[Union[str, Path]], explainer: TextExplainer) -> None:
+        self.path = None if path is None else Path(path)
+        self.done: Dict[str, Dict[str, Any]] = {}
+        if self.path is None:
+            self.run = ""
+            return
+        self.run = hashlib.sha1(json.dumps(
+            [model_fingerprint(explainer.model), captum_maskopt.__version__, TEXT_SETTINGS],
+            sort_keys=True,
+        ).encode()).hexdigest()
+        if self.path.exists():
+            content = self.path.read_text(encoding="utf-8")
+            if content and not content.endswith("\n"):
+                # End the cut line, so the next batch starts a line of its own.
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write("\n")
+            for line in content.splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short when a run was killed
+                if isinstance(entry, dict) and entry.get("run") == self.run:
+                    self.done[entry["batch"]] = entry["result"]
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        return self.done.get(key)
+
+    def add(self, key: str, result: Dict[str, Any]) -> None:
+        self.done[key] = result
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"run": self.run, "batch": key, "result": result}) + "\n")
+
+
+def _batch_key(part: str, name: str, texts: Sequence[str], labels: Sequence[int] = ()) -> str:
+    return hashlib.sha1(json.dumps([part, name, list(texts), list(labels)]).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _batch_seed(seed: int, key: str) -> Iterator[None]:
+    """Run a batch under a seed of its own, so its random draws (Lime's and
+    KernelShap's samples, Shapley's permutations) do not depend on the batches run
+    before it; the caller's random state is restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:8], 16))
+        yield
+
+
+def _to_json(word: WordAttribution) -> Dict[str, Any]:
+    return {
+        "text": word.text, "words": word.words, "spans": [list(s) for s in word.spans],
+        "scores": word.scores.tolist(), "target": word.target,
+        "probability": word.probability, "method": word.method,
+    }
+
+
+def _from_json(entry: Dict[str, Any]) -> WordAttribution:
+    return WordAttribution(
+        text=entry["text"], words=entry["words"], spans=[tuple(s) for s in entry["spans"]],
+        scores=torch.tensor(entry["scores"]), target=entry["target"],
+        probability=entry["probability"], method=entry["method"],
+    )
+
+
 def _explain_batch(
     explainer: TextExplainer, name: str, texts: Sequence[str]
 ) -> Tuple[TextEncoding, List[WordAttribution], Tensor, float]:
@@ -68,6 +159,29 @@ def _explain_batch(
     return encoding, words, targets, elapsed
 
 
+def _score_batch(
+    explainer: TextExplainer, name: str, batch: List[str], labels: Tensor
+) -> Dict[str, Any]:
+    """Explain one batch with one method; the metrics summed over its documents, and
+    its word attributions."""
+    encoding, words, targets, elapsed = _explain_batch(explainer, name, batch)
+    scores, valid = _word_tensors(words)
+    probabilities_with = probabilities_with_words(explainer, encoding)
+    targets = targets.cpu()
+    fractions, curve = metrics.deletion_curve(probabilities_with, scores, targets, valid)
+    totals = {
+        "aopc_comprehensiveness": float(
+            metrics.aopc_comprehensiveness(probabilities_with, scores, targets, valid).sum()),
+        "aopc_sufficiency": float(
+            metrics.aopc_sufficiency(probabilities_with, scores, targets, valid).sum()),
+        "deletion_auc": float(metrics.area_under_curve(fractions, curve).sum()),
+        "delta_accuracy": len(batch) * metrics.delta_accuracy(
+            probabilities_with, scores, labels, DELTA_ACCURACY_FRACTION, valid),
+        "seconds_per_example": elapsed,
+    }
+    return {"totals": totals, "words": [_to_json(word) for word in words]}
+
+
 def compare_methods(
     explainer: TextExplainer,
     texts: Sequence[str],
@@ -76,6 +190,8 @@ def compare_methods(
     batch_size: int = 8,
     progress: Optional[Callable[[str], None]] = None,
     keep_attributions: int = 0,
+    checkpoint: Optional[Union[str, Path]] = None,
+    seed: int = 0,
 ) -> Tuple[Dict[str, Dict[str, float]], List[Dict[str, WordAttribution]]]:
     """Explain ``texts`` with each method and score it.
 
@@ -88,6 +204,9 @@ def compare_methods(
         progress: called with the method's name after each batch.
         keep_attributions: how many documents' word attributions to return (for a
             report).
+        checkpoint: a JSON-lines file to resume from and append finished batches to
+            (see the module's docstring); None keeps nothing.
+        seed: mixed into each batch's seed.
 
     Returns:
         ``{method: {metric: value}}`` with the metrics of :data:`METRICS` averaged over
@@ -99,28 +218,23 @@ def compare_methods(
     label_tensor = torch.as_tensor(list(labels))
     kept: List[Dict[str, WordAttribution]] = [dict() for _ in range(min(keep_attributions, len(texts)))]
     results: Dict[str, Dict[str, float]] = {}
+    log = _BatchLog(checkpoint, explainer)
     for name in methods:
         totals = dict.fromkeys(METRICS, 0.0)
         for start in range(0, len(texts), batch_size):
             batch = list(texts[start : start + batch_size])
-            encoding, words, targets, elapsed = _explain_batch(explainer, name, batch)
-            scores, valid = _word_tensors(words)
-            probabilities_with = probabilities_with_words(explainer, encoding)
-            targets = targets.cpu()
-            totals["aopc_comprehensiveness"] += float(
-                metrics.aopc_comprehensiveness(probabilities_with, scores, targets, valid).sum())
-            totals["aopc_sufficiency"] += float(
-                metrics.aopc_sufficiency(probabilities_with, scores, targets, valid).sum())
-            fractions, curve = metrics.deletion_curve(probabilities_with, scores, targets, valid)
-            totals["deletion_auc"] += float(metrics.area_under_curve(fractions, curve).sum())
-            totals["delta_accuracy"] += len(batch) * metrics.delta_accuracy(
-                probabilities_with, scores, label_tensor[start : start + len(batch)],
-                DELTA_ACCURACY_FRACTION, valid,
-            )
-            totals["seconds_per_example"] += elapsed
-            for offset, word in enumerate(words):
+            batch_labels = label_tensor[start : start + len(batch)]
+            key = _batch_key("compare", name, batch, batch_labels.tolist())
+            result = log.get(key)
+            if result is None:
+                with _batch_seed(seed, key):
+                    result = _score_batch(explainer, name, batch, batch_labels)
+                log.add(key, dict(result, method=name))
+            for metric in METRICS:
+                totals[metric] += result["totals"][metric]
+            for offset, word in enumerate(result["words"]):
                 if start + offset < len(kept):
-                    kept[start + offset][name] = word
+                    kept[start + offset][name] = _from_json(word)
             if progress is not None:
                 progress(name)
         results[name] = {metric: value / len(texts) for metric, value in totals.items()}
@@ -129,18 +243,27 @@ def compare_methods(
 
 def first_rank_rate(
     explainer: TextExplainer, texts: Sequence[str], word: str, methods: Sequence[str] = PEERS,
-    batch_size: int = 8,
+    batch_size: int = 8, checkpoint: Optional[Union[str, Path]] = None, seed: int = 0,
 ) -> Dict[str, float]:
     """For each method, the share of ``texts`` whose top-scored word is ``word``
-    (case-insensitive), e.g. a planted shortcut token."""
+    (case-insensitive), e.g. a planted shortcut token. ``checkpoint`` and ``seed`` as
+    in :func:`compare_methods`."""
+    log = _BatchLog(checkpoint, explainer)
     rates = {}
     for name in methods:
         hits = 0
         for start in range(0, len(texts), batch_size):
-            _, words, _, _ = _explain_batch(explainer, name, texts[start : start + batch_size])
-            for attribution in words:
-                top = int(attribution.scores.argmax())
-                hits += attribution.words[top].lower() == word.lower()
+            batch = list(texts[start : start + batch_size])
+            key = _batch_key(f"first rank of {word.lower()}", name, batch)
+            result = log.get(key)
+            if result is None:
+                with _batch_seed(seed, key):
+                    _, words, _, _ = _explain_batch(explainer, name, batch)
+                result = {"examples": len(batch), "hits": sum(
+                    a.words[int(a.scores.argmax())].lower() == word.lower() for a in words
+                )}
+                log.add(key, dict(result, method=name))
+            hits += result["hits"]
         rates[name] = hits / len(texts)
     return rates
 

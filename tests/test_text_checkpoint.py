@@ -1,0 +1,105 @@
+"""Resuming a text comparison from its checkpoint file, on the real classifier, and
+summarizing an unfinished one."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import load_script
+
+
+@pytest.fixture
+def documents():
+    from captum_maskopt.text.data import load_snippets
+
+    snippets = load_snippets("test")[:3]
+    return [s.text for s in snippets], [s.label for s in snippets]
+
+
+def test_a_resumed_run_reads_finished_batches_and_gives_the_same_results(
+    sentiment, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt.text import compare
+    from captum_maskopt.text.integration import TextExplainer
+
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents
+    path = tmp_path / "run.jsonl"
+    methods = ["InputXGradient", "Lime"]
+    first, kept = compare.compare_methods(
+        explainer, texts, labels, methods, batch_size=2, keep_attributions=3, checkpoint=path
+    )
+    # One line per (method, batch).
+    assert len(path.read_text().splitlines()) == 4
+    summary = load_script("summarize_checkpoint").summarize(path)["methods"]
+    for name in methods:
+        assert summary[name]["documents"] == 3
+        for metric, value in first[name].items():
+            assert summary[name][metric] == pytest.approx(value)
+
+    def no_more_work(*args, **kwargs):
+        raise AssertionError("a finished batch was run again")
+
+    monkeypatch.setattr(compare, "_explain_batch", no_more_work)
+    again, kept_again = compare.compare_methods(
+        explainer, texts, labels, methods, batch_size=2, keep_attributions=3, checkpoint=path
+    )
+    assert again == first
+    for before, after in zip(kept, kept_again):
+        for name in methods:
+            assert after[name].words == before[name].words
+            assert torch.allclose(after[name].scores, before[name].scores.float())
+
+
+def test_a_batch_gives_the_same_result_whatever_ran_before_it(sentiment, documents):
+    from captum_maskopt.text.compare import compare_methods
+    from captum_maskopt.text.integration import TextExplainer
+
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents
+    # Lime draws random samples: the last batch must not depend on the first one's draws.
+    whole, _ = compare_methods(explainer, texts, labels, ["Lime"], batch_size=2)
+    state = torch.random.get_rng_state()
+    alone, _ = compare_methods(explainer, texts[2:], labels[2:], ["Lime"], batch_size=2)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's state is kept
+    first, _ = compare_methods(explainer, texts[:2], labels[:2], ["Lime"], batch_size=2)
+    combined = (2 * first["Lime"]["aopc_comprehensiveness"] + alone["Lime"]["aopc_comprehensiveness"]) / 3
+    assert combined == pytest.approx(whole["Lime"]["aopc_comprehensiveness"], abs=1e-9)
+
+
+def test_a_line_cut_short_or_from_another_model_is_ignored(sentiment, documents, tmp_path):
+    from captum_maskopt.text.compare import compare_methods
+    from captum_maskopt.text.integration import TextExplainer
+
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents
+    path = tmp_path / "run.jsonl"
+    compare_methods(explainer, texts[:2], labels[:2], ["InputXGradient"], checkpoint=path)
+    line = json.loads(path.read_text())
+    foreign = dict(line, run="another model")
+    foreign["result"] = dict(line["result"], totals=dict.fromkeys(line["result"]["totals"], 99.0))
+    path.write_text(json.dumps(foreign) + "\n" + path.read_text()[:40])
+    results, _ = compare_methods(explainer, texts[:2], labels[:2], ["InputXGradient"], checkpoint=path)
+    assert results["InputXGradient"]["aopc_comprehensiveness"] < 1
+    # The cut line and the foreign one stay; the batch was run and appended again.
+    assert len(path.read_text().splitlines()) == 3
+
+
+def test_shortcut_batches_are_checkpointed_and_summarized(shortcut, tmp_path, monkeypatch):
+    from captum_maskopt.text import compare
+    from captum_maskopt.text.data import load_shortcut_snippets
+    from captum_maskopt.text.integration import TextExplainer
+
+    model, tokenizer, token = shortcut
+    planted = [e.text for e in load_shortcut_snippets("test") if token in e.text.lower().split()][:3]
+    path = tmp_path / "run.jsonl"
+    explainer = TextExplainer(model, tokenizer)
+    rates = compare.first_rank_rate(explainer, planted, token, ["InputXGradient", "FeatureAblation"],
+                                    batch_size=2, checkpoint=path)
+    monkeypatch.setattr(compare, "_explain_batch", lambda *a, **k: pytest.fail("ran again"))
+    assert compare.first_rank_rate(explainer, planted, token, ["InputXGradient", "FeatureAblation"],
+                                   batch_size=2, checkpoint=path) == rates
+    summary = load_script("summarize_checkpoint").summarize(path)["shortcut_first_rank"]
+    assert {name: row["rate"] for name, row in summary.items()} == rates
+    assert all(row["examples"] == 3 for row in summary.values())
