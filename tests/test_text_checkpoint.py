@@ -103,3 +103,17 @@ def test_shortcut_batches_are_checkpointed_and_summarized(shortcut, tmp_path, mo
     summary = load_script("summarize_checkpoint").summarize(path)["shortcut_first_rank"]
     assert {name: row["rate"] for name, row in summary.items()} == rates
     assert all(row["examples"] == 3 for row in summary.values())
+
+
+def test_another_seed_does_not_reuse_the_batches(sentiment, documents, tmp_path):
+    from captum_maskopt.text.compare import compare_methods
+    from captum_maskopt.text.integration import TextExplainer
+
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents
+    path = tmp_path / "run.jsonl"
+    compare_methods(explainer, texts[:2], labels[:2], ["InputXGradient"], checkpoint=path, seed=0)
+    compare_methods(explainer, texts[:2], labels[:2], ["InputXGradient"], checkpoint=path, seed=0)
+    assert len(path.read_text().splitlines()) == 1
+    compare_methods(explainer, texts[:2], labels[:2], ["InputXGradient"], checkpoint=path, seed=1)
+    assert len(path.read_text().splitlines()) == 2

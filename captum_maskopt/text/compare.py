@@ -9,8 +9,9 @@ A comparison on hundreds of documents takes hours on a CPU. Given a ``checkpoint
 file, each finished batch is appended to it (one JSON line) and the batches already
 there are not run again, so a stopped run goes on where it stopped. A batch's line is
 keyed by the model's weights, the package version, the text settings of mask
-optimization, the method and the batch's texts; each batch draws its random numbers
-from a seed of its own, so a resumed run gives what an uninterrupted one would.
+optimization, the seed, the method and the batch's texts and labels; each batch draws
+its random numbers from a seed of its own, so a resumed run gives what an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def probabilities_with_words(
     return probabilities_with
 
 
-def model_fingerprint(model: nn.Module) -> str:
+def _model_fingerprint(model: nn.Module) -> str:
     """A SHA-1 digest of the model's parameters and buffers."""
     digest = hashlib.sha1()
     for name, tensor in sorted(model.state_dict().items()):
@@ -82,14 +83,16 @@ class _BatchLog:
     """The finished batches of a comparison in a JSON-lines file (see the module's
     docstring); ``path=None`` keeps nothing."""
 
-    def __init__(self, path: Optional[Union[str, Path]], explainer: TextExplainer) -> None:
+    def __init__(
+        self, path: Optional[Union[str, Path]], explainer: TextExplainer, seed: int
+    ) -> None:
         self.path = None if path is None else Path(path)
         self.done: Dict[str, Dict[str, Any]] = {}
         if self.path is None:
             self.run = ""
             return
         self.run = hashlib.sha1(json.dumps(
-            [model_fingerprint(explainer.model), captum_maskopt.__version__, TEXT_SETTINGS],
+            [_model_fingerprint(explainer.model), captum_maskopt.__version__, TEXT_SETTINGS, seed],
             sort_keys=True,
         ).encode()).hexdigest()
         if self.path.exists():
@@ -218,7 +221,7 @@ def compare_methods(
     label_tensor = torch.as_tensor(list(labels))
     kept: List[Dict[str, WordAttribution]] = [dict() for _ in range(min(keep_attributions, len(texts)))]
     results: Dict[str, Dict[str, float]] = {}
-    log = _BatchLog(checkpoint, explainer)
+    log = _BatchLog(checkpoint, explainer, seed)
     for name in methods:
         totals = dict.fromkeys(METRICS, 0.0)
         for start in range(0, len(texts), batch_size):
@@ -248,7 +251,7 @@ def first_rank_rate(
     """For each method, the share of ``texts`` whose top-scored word is ``word``
     (case-insensitive), e.g. a planted shortcut token. ``checkpoint`` and ``seed`` as
     in :func:`compare_methods`."""
-    log = _BatchLog(checkpoint, explainer)
+    log = _BatchLog(checkpoint, explainer, seed)
     rates = {}
     for name in methods:
         hits = 0
