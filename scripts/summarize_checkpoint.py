@@ -2,10 +2,12 @@
 run, finished or not: for each method, how many documents are done and the mean of
 each metric over them, and the planted-shortcut hits so far.
 
-    python scripts/summarize_checkpoint.py run.jsonl [--json summary.json]
+    python scripts/summarize_checkpoint.py run.jsonl [--common] [--json summary.json]
 
 Only the batches in the file count, so while a run is going the methods may cover
-different documents (a run does all documents of one method before the next).
+different documents (a run does all documents of one method before the next);
+``--common`` keeps only the batches that every method in the file has finished, so the
+methods are compared on the same documents.
 """
 
 from __future__ import annotations
@@ -14,30 +16,50 @@ import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from captum_maskopt.text.compare import METRICS
 
 
-def summarize(path: Path) -> Dict[str, Any]:
-    """``{"methods": {name: {"documents": n, metric: mean}}, "shortcut_first_rank":
-    {name: {"examples": n, "rate": r}}}`` from the file's complete lines."""
-    totals: Dict[str, Dict[str, float]] = defaultdict(lambda: dict.fromkeys(METRICS, 0.0))
-    documents: Dict[str, int] = defaultdict(int)
-    hits: Dict[str, list] = defaultdict(lambda: [0, 0])
+def _results(path: Path) -> List[Dict[str, Any]]:
+    results = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            result = json.loads(line)["result"]
+            results.append(json.loads(line)["result"])
         except (json.JSONDecodeError, KeyError, TypeError):
             continue  # a line cut short when a run was stopped
+    return results
+
+
+def _texts(result: Dict[str, Any]) -> Tuple[str, ...]:
+    return tuple(word["text"] for word in result["words"])
+
+
+def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
+    """``{"methods": {name: {"documents": n, metric: mean}}, "shortcut_first_rank":
+    {name: {"examples": n, "rate": r}}}`` from the file's complete lines; with
+    ``common``, the methods' means only over the batches that all of them finished."""
+    results = _results(path)
+    batches = [r for r in results if "hits" not in r]
+    if common:
+        done: Dict[str, Set[Tuple[str, ...]]] = defaultdict(set)
+        for result in batches:
+            done[result.get("method", "?")].add(_texts(result))
+        shared = set.intersection(*done.values()) if done else set()
+        batches = [r for r in batches if _texts(r) in shared]
+    totals: Dict[str, Dict[str, float]] = defaultdict(lambda: dict.fromkeys(METRICS, 0.0))
+    documents: Dict[str, int] = defaultdict(int)
+    for result in batches:
         name = result.get("method", "?")
+        documents[name] += len(result["words"])
+        for metric in METRICS:
+            totals[name][metric] += result["totals"][metric]
+    hits: Dict[str, list] = defaultdict(lambda: [0, 0])
+    for result in results:
         if "hits" in result:
+            name = result.get("method", "?")
             hits[name][0] += result["hits"]
             hits[name][1] += result["examples"]
-        else:
-            documents[name] += len(result["words"])
-            for metric in METRICS:
-                totals[name][metric] += result["totals"][metric]
     return {
         "methods": {
             name: {"documents": documents[name],
@@ -53,9 +75,11 @@ def summarize(path: Path) -> Dict[str, Any]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--common", action="store_true",
+                        help="only the batches that every method has finished")
     parser.add_argument("--json", type=Path, help="also write the summary as JSON")
     args = parser.parse_args(argv)
-    summary = summarize(args.checkpoint)
+    summary = summarize(args.checkpoint, args.common)
     print("method".ljust(24) + "documents".rjust(10) + "".join(m.rjust(24) for m in METRICS))
     for name, row in summary["methods"].items():
         print(name.ljust(24) + str(row["documents"]).rjust(10)

@@ -117,3 +117,23 @@ def test_another_seed_does_not_reuse_the_batches(sentiment, documents, tmp_path)
     assert len(path.read_text().splitlines()) == 1
     compare_methods(explainer, texts[:2], labels[:2], ["InputXGradient"], checkpoint=path, seed=1)
     assert len(path.read_text().splitlines()) == 2
+
+
+def test_the_summary_can_keep_only_the_batches_every_method_finished(tmp_path):
+    from captum_maskopt.text.compare import METRICS
+
+    def line(method, texts, value):
+        words = [{"text": t} for t in texts]
+        result = {"method": method, "words": words, "totals": dict.fromkeys(METRICS, value * len(texts))}
+        return json.dumps({"run": "r", "batch": f"{method}{texts}", "result": result})
+
+    path = tmp_path / "run.jsonl"
+    path.write_text("\n".join([
+        line("A", ["a", "b"], 1.0), line("A", ["c"], 4.0), line("B", ["a", "b"], 2.0),
+    ]) + "\n")
+    summarize = load_script("summarize_checkpoint").summarize
+    everything = summarize(path)["methods"]
+    assert everything["A"]["documents"] == 3 and everything["A"]["deletion_auc"] == pytest.approx(2.0)
+    shared = summarize(path, common=True)["methods"]
+    assert shared["A"]["documents"] == 2 and shared["A"]["deletion_auc"] == pytest.approx(1.0)
+    assert shared["B"]["documents"] == 2 and shared["B"]["deletion_auc"] == pytest.approx(2.0)
