@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -102,6 +102,36 @@ def _print_table(rows: Sequence[Dict[str, object]]) -> None:
         print("  ".join(cells))
 
 
+# Arguments of LayerMaskOptimization.attribute that compare text sets itself.
+_SET_BY_COMPARE = {
+    "inputs", "baselines", "target", "additional_forward_args", "feature_mask",
+    "pinned_features", "return_record", "attribute_to_layer_input",
+}
+
+
+def _mask_settings(pairs: Optional[Sequence[str]]) -> Dict[str, Any]:
+    """``--mask-setting NAME=VALUE`` pairs as keyword arguments; a VALUE is read as
+    JSON (``0.05``, ``true``, ``null``) and otherwise kept as a string."""
+    import inspect
+    import json
+
+    from captum_maskopt import LayerMaskOptimization
+
+    allowed = set(inspect.signature(LayerMaskOptimization.attribute).parameters) - _SET_BY_COMPARE - {"self"}
+    settings: Dict[str, Any] = {}
+    for pair in pairs or []:
+        name, separator, text = pair.partition("=")
+        if not separator or name not in allowed:
+            raise SystemExit(
+                f"--mask-setting: expected NAME=VALUE with NAME one of {', '.join(sorted(allowed))}, got {pair!r}"
+            )
+        try:
+            settings[name] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[name] = text
+    return settings
+
+
 def _compare_text(args: argparse.Namespace) -> None:
     import json
 
@@ -119,6 +149,7 @@ def _compare_text(args: argparse.Namespace) -> None:
     unknown = sorted(set(methods) - set(PEERS))
     if unknown:
         raise SystemExit(f"--methods: unknown {unknown}; choose from {', '.join(PEERS)}")
+    mask_settings = _mask_settings(args.mask_setting)
     model, tokenizer = load_sentiment_classifier()
     explainer = TextExplainer(model, tokenizer)
     documents = load_snippets("test")[: args.snippets] + load_paragraphs("test")[: args.paragraphs]
@@ -130,7 +161,7 @@ def _compare_text(args: argparse.Namespace) -> None:
             explainer, texts, labels, methods, args.batch_size,
             progress=lambda name: (bar.set_postfix_str(name), bar.update(1)),
             keep_attributions=args.report_documents if args.html else 0,
-            checkpoint=args.checkpoint, seed=args.seed,
+            checkpoint=args.checkpoint, seed=args.seed, mask_settings=mask_settings,
         )
     print(f"\n{args.snippets} test snippets + {args.paragraphs} test paragraphs, "
           "word level, removal = pad token\n")
@@ -140,7 +171,7 @@ def _compare_text(args: argparse.Namespace) -> None:
         "seed": args.seed, "methods": methods, "removal": "pad token",
         "delta_accuracy_fraction": 0.2, "aopc_fractions": [0.01, 0.05, 0.1, 0.2, 0.5],
         "torch_threads": torch.get_num_threads(),
-        "mask_optimization_settings": dict(TEXT_SETTINGS),
+        "mask_optimization_settings": {**TEXT_SETTINGS, **mask_settings},
     }
     output = {"methods": results, "config": config}
     if args.shortcut > 0:
@@ -152,6 +183,7 @@ def _compare_text(args: argparse.Namespace) -> None:
         rates = first_rank_rate(
             TextExplainer(shortcut_model, shortcut_tokenizer), planted, token, methods,
             args.batch_size, checkpoint=args.checkpoint, seed=args.seed,
+            mask_settings=mask_settings,
         )
         print(f"\nplanted shortcut '{token}': share of {len(planted)} examples where it ranks first")
         for name, rate in rates.items():
@@ -278,6 +310,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     text.add_argument("--checkpoint", metavar="PATH",
                       help="append each finished batch to PATH (JSON lines) and skip the "
                            "batches already there, so a stopped run goes on where it stopped")
+    text.add_argument("--mask-setting", action="append", metavar="NAME=VALUE",
+                      help="a LayerMaskOptimization.attribute argument for MaskOptimization, "
+                           "over TEXT_SETTINGS (repeatable), e.g. target_kept_fraction=0.1")
     text.add_argument("--seed", type=int, default=0)
     text.add_argument("--quiet", action="store_true", help="no progress bar")
     image = modalities.add_parser("image", help="EfficientNet-Lite0 ImageNet classifier, packaged photos")

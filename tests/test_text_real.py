@@ -87,3 +87,31 @@ def test_compare_text_end_to_end(tmp_path, capsys):
 def test_compare_text_rejects_unknown_methods():
     with pytest.raises(SystemExit, match="unknown"):
         main(["compare", "text", "--methods", "Nope", "--quiet"])
+
+
+def test_compare_text_mask_settings_override_text_settings(tmp_path, monkeypatch):
+    from captum_maskopt.text import peers
+
+    seen = []
+    original = peers._mask_optimization
+
+    def recording(explainer, encoding, targets, settings=peers.TEXT_SETTINGS):
+        seen.append(dict(settings))
+        return original(explainer, encoding, targets, {**settings, "n_steps": 2})
+
+    monkeypatch.setattr(peers, "_mask_optimization", recording)
+    json_path = tmp_path / "r.json"
+    assert main([
+        "compare", "text", "--snippets", "1", "--paragraphs", "0", "--shortcut", "0",
+        "--methods", "MaskOptimization", "--mask-setting", "target_kept_fraction=0.2",
+        "--mask-setting", "comprehensiveness=hinge", "--json", str(json_path), "--quiet",
+    ]) == 0
+    expected = {**peers.TEXT_SETTINGS, "target_kept_fraction": 0.2, "comprehensiveness": "hinge"}
+    assert seen == [expected]
+    assert json.loads(json_path.read_text())["config"]["mask_optimization_settings"] == expected
+
+
+@pytest.mark.parametrize("pair", ["target_kept_fraction", "target=1", "no_such_setting=1"])
+def test_compare_text_rejects_bad_mask_settings(pair):
+    with pytest.raises(SystemExit, match="--mask-setting: expected NAME=VALUE"):
+        main(["compare", "text", "--mask-setting", pair, "--quiet"])

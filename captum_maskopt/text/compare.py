@@ -21,7 +21,9 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union,
+)
 
 import torch
 from torch import Tensor, nn
@@ -84,7 +86,8 @@ class _BatchLog:
     docstring); ``path=None`` keeps nothing."""
 
     def __init__(
-        self, path: Optional[Union[str, Path]], explainer: TextExplainer, seed: int
+        self, path: Optional[Union[str, Path]], explainer: TextExplainer, seed: int,
+        mask_settings: Optional[Mapping[str, Any]],
     ) -> None:
         self.path = None if path is None else Path(path)
         self.done: Dict[str, Dict[str, Any]] = {}
@@ -92,7 +95,8 @@ class _BatchLog:
             self.run = ""
             return
         self.run = hashlib.sha1(json.dumps(
-            [_model_fingerprint(explainer.model), captum_maskopt.__version__, TEXT_SETTINGS, seed],
+            [_model_fingerprint(explainer.model), captum_maskopt.__version__,
+             {**TEXT_SETTINGS, **(mask_settings or {})}, seed],
             sort_keys=True,
         ).encode()).hexdigest()
         if self.path.exists():
@@ -150,24 +154,26 @@ def _from_json(entry: Dict[str, Any]) -> WordAttribution:
 
 
 def _explain_batch(
-    explainer: TextExplainer, name: str, texts: Sequence[str]
+    explainer: TextExplainer, name: str, texts: Sequence[str],
+    mask_settings: Optional[Mapping[str, Any]] = None,
 ) -> Tuple[TextEncoding, List[WordAttribution], Tensor, float]:
     encoding = explainer.encode(texts)
     probabilities = explainer.predict(encoding)
     targets = probabilities.argmax(dim=1)
     start = time.perf_counter()
-    scores, reduce = token_scores(name, explainer, encoding, targets)
+    scores, reduce = token_scores(name, explainer, encoding, targets, mask_settings)
     elapsed = time.perf_counter() - start
     words = explainer.word_attributions(encoding, scores, targets, probabilities, reduce, name)
     return encoding, words, targets, elapsed
 
 
 def _score_batch(
-    explainer: TextExplainer, name: str, batch: List[str], labels: Tensor
+    explainer: TextExplainer, name: str, batch: List[str], labels: Tensor,
+    mask_settings: Optional[Mapping[str, Any]],
 ) -> Dict[str, Any]:
     """Explain one batch with one method; the metrics summed over its documents, and
     its word attributions."""
-    encoding, words, targets, elapsed = _explain_batch(explainer, name, batch)
+    encoding, words, targets, elapsed = _explain_batch(explainer, name, batch, mask_settings)
     scores, valid = _word_tensors(words)
     probabilities_with = probabilities_with_words(explainer, encoding)
     targets = targets.cpu()
@@ -195,6 +201,7 @@ def compare_methods(
     keep_attributions: int = 0,
     checkpoint: Optional[Union[str, Path]] = None,
     seed: int = 0,
+    mask_settings: Optional[Mapping[str, Any]] = None,
 ) -> Tuple[Dict[str, Dict[str, float]], List[Dict[str, WordAttribution]]]:
     """Explain ``texts`` with each method and score it.
 
@@ -210,6 +217,8 @@ def compare_methods(
         checkpoint: a JSON-lines file to resume from and append finished batches to
             (see the module's docstring); None keeps nothing.
         seed: mixed into each batch's seed.
+        mask_settings: keyword arguments of ``LayerMaskOptimization.attribute`` that
+            override :data:`~captum_maskopt.text.TEXT_SETTINGS` for MaskOptimization.
 
     Returns:
         ``{method: {metric: value}}`` with the metrics of :data:`METRICS` averaged over
@@ -221,7 +230,7 @@ def compare_methods(
     label_tensor = torch.as_tensor(list(labels))
     kept: List[Dict[str, WordAttribution]] = [dict() for _ in range(min(keep_attributions, len(texts)))]
     results: Dict[str, Dict[str, float]] = {}
-    log = _BatchLog(checkpoint, explainer, seed)
+    log = _BatchLog(checkpoint, explainer, seed, mask_settings)
     for name in methods:
         totals = dict.fromkeys(METRICS, 0.0)
         for start in range(0, len(texts), batch_size):
@@ -231,7 +240,7 @@ def compare_methods(
             result = log.get(key)
             if result is None:
                 with _batch_seed(seed, key):
-                    result = _score_batch(explainer, name, batch, batch_labels)
+                    result = _score_batch(explainer, name, batch, batch_labels, mask_settings)
                 log.add(key, dict(result, method=name))
             for metric in METRICS:
                 totals[metric] += result["totals"][metric]
@@ -247,11 +256,12 @@ def compare_methods(
 def first_rank_rate(
     explainer: TextExplainer, texts: Sequence[str], word: str, methods: Sequence[str] = PEERS,
     batch_size: int = 8, checkpoint: Optional[Union[str, Path]] = None, seed: int = 0,
+    mask_settings: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, float]:
     """For each method, the share of ``texts`` whose top-scored word is ``word``
-    (case-insensitive), e.g. a planted shortcut token. ``checkpoint`` and ``seed`` as
-    in :func:`compare_methods`."""
-    log = _BatchLog(checkpoint, explainer, seed)
+    (case-insensitive), e.g. a planted shortcut token. ``checkpoint``, ``seed`` and
+    ``mask_settings`` as in :func:`compare_methods`."""
+    log = _BatchLog(checkpoint, explainer, seed, mask_settings)
     rates = {}
     for name in methods:
         hits = 0
@@ -261,7 +271,7 @@ def first_rank_rate(
             result = log.get(key)
             if result is None:
                 with _batch_seed(seed, key):
-                    _, words, _, _ = _explain_batch(explainer, name, batch)
+                    _, words, _, _ = _explain_batch(explainer, name, batch, mask_settings)
                 result = {"examples": len(batch), "hits": sum(
                     a.words[int(a.scores.argmax())].lower() == word.lower() for a in words
                 )}

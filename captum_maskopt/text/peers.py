@@ -12,7 +12,7 @@ pad-token embeddings as baseline, the same removal that mask optimization uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -119,7 +119,10 @@ def _perturbation_method(
     return run
 
 
-def _mask_optimization(explainer: TextExplainer, encoding: TextEncoding, targets: Tensor) -> Tensor:
+def _mask_optimization(
+    explainer: TextExplainer, encoding: TextEncoding, targets: Tensor,
+    settings: Mapping[str, Any] = TEXT_SETTINGS,
+) -> Tensor:
     attributions = LayerMaskOptimization(explainer.forward, explainer.layer).attribute(
         encoding.input_ids,
         baselines=torch.full_like(encoding.input_ids, explainer.pad_id),
@@ -127,7 +130,7 @@ def _mask_optimization(explainer: TextExplainer, encoding: TextEncoding, targets
         additional_forward_args=(encoding.attention_mask,),
         feature_mask=encoding.feature_mask(),
         pinned_features=encoding.special.unsqueeze(-1),
-        **TEXT_SETTINGS,
+        **settings,
     )
     return attributions[..., 0]
 
@@ -168,12 +171,17 @@ PEERS: Tuple[str, ...] = (
 
 
 def token_scores(
-    name: str, explainer: TextExplainer, encoding: TextEncoding, targets: Tensor
+    name: str, explainer: TextExplainer, encoding: TextEncoding, targets: Tensor,
+    mask_settings: Optional[Mapping[str, Any]] = None,
 ) -> Tuple[Tensor, str]:
     """Token scores ``(N, T)`` of method ``name`` and how to pool them into words
-    (``"mean"`` when every piece carries the word's value, ``"sum"`` otherwise)."""
+    (``"mean"`` when every piece carries the word's value, ``"sum"`` otherwise).
+    ``mask_settings`` are keyword arguments of ``LayerMaskOptimization.attribute`` that
+    override :data:`TEXT_SETTINGS` for ``"MaskOptimization"``."""
     methods = _peers()
     if name not in methods:
         raise ValueError(f"unknown method {name!r}; choose from {PEERS}")
     run, reduce = methods[name]
+    if name == "MaskOptimization" and mask_settings:
+        return _mask_optimization(explainer, encoding, targets, {**TEXT_SETTINGS, **mask_settings}), reduce
     return run(explainer, encoding, targets), reduce
