@@ -140,7 +140,7 @@ def _compare_text(args: argparse.Namespace) -> None:
     from captum_maskopt.text.classifier import load_sentiment_classifier, load_shortcut_classifier
     from captum_maskopt.text.compare import compare_methods, first_rank_rate, summary_table
     from captum_maskopt.text.data import load_paragraphs, load_snippets, with_shortcut
-    from captum_maskopt.text.integration import TEXT_SETTINGS, TextExplainer
+    from captum_maskopt.text.integration import TextExplainer, _with_text_settings
     from captum_maskopt.text.peers import PEERS
     from captum_maskopt.text.report import render_html_report
 
@@ -171,7 +171,7 @@ def _compare_text(args: argparse.Namespace) -> None:
         "seed": args.seed, "methods": methods, "removal": "pad token",
         "delta_accuracy_fraction": 0.2, "aopc_fractions": [0.01, 0.05, 0.1, 0.2, 0.5],
         "torch_threads": torch.get_num_threads(),
-        "mask_optimization_settings": {**TEXT_SETTINGS, **mask_settings},
+        "mask_optimization_settings": _with_text_settings(mask_settings),
     }
     output = {"methods": results, "config": config}
     if args.shortcut > 0:

@@ -90,12 +90,12 @@ def test_compare_text_rejects_unknown_methods():
 
 
 def test_compare_text_mask_settings_override_text_settings(tmp_path, monkeypatch):
-    from captum_maskopt.text import peers
+    from captum_maskopt.text import TEXT_SETTINGS, peers
 
     seen = []
     original = peers._mask_optimization
 
-    def recording(explainer, encoding, targets, settings=peers.TEXT_SETTINGS):
+    def recording(explainer, encoding, targets, settings):
         seen.append(dict(settings))
         return original(explainer, encoding, targets, {**settings, "n_steps": 2})
 
@@ -106,7 +106,7 @@ def test_compare_text_mask_settings_override_text_settings(tmp_path, monkeypatch
         "--methods", "MaskOptimization", "--mask-setting", "target_kept_fraction=0.2",
         "--mask-setting", "comprehensiveness=hinge", "--json", str(json_path), "--quiet",
     ]) == 0
-    expected = {**peers.TEXT_SETTINGS, "target_kept_fraction": 0.2, "comprehensiveness": "hinge"}
+    expected = {**TEXT_SETTINGS, "target_kept_fraction": 0.2, "comprehensiveness": "hinge"}
     assert seen == [expected]
     assert json.loads(json_path.read_text())["config"]["mask_optimization_settings"] == expected
 

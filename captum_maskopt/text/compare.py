@@ -31,7 +31,7 @@ from torch import Tensor, nn
 import captum_maskopt
 from captum_maskopt import metrics
 from captum_maskopt.text.integration import (
-    TEXT_SETTINGS, TextEncoding, TextExplainer, WordAttribution,
+    TextEncoding, TextExplainer, WordAttribution, _with_text_settings,
 )
 from captum_maskopt.text.peers import PEERS, token_scores
 
@@ -96,7 +96,7 @@ class _BatchLog:
             return
         self.run = hashlib.sha1(json.dumps(
             [_model_fingerprint(explainer.model), captum_maskopt.__version__,
-             {**TEXT_SETTINGS, **(mask_settings or {})}, seed],
+             _with_text_settings(mask_settings), seed],
             sort_keys=True,
         ).encode()).hexdigest()
         if self.path.exists():

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +38,12 @@ __all__ = ["TEXT_SETTINGS", "TextEncoding", "WordAttribution", "TextExplainer"]
 #: Word groups use free logits (``parametrization="auto"`` with a ``feature_mask``);
 #: ``parametrization="gaussian1d"`` gives the paper's contiguous spans instead.
 TEXT_SETTINGS = {"target_kept_fraction": 0.05, "path_average": True}
+
+
+def _with_text_settings(overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The ``LayerMaskOptimization.attribute`` arguments a text explanation uses:
+    :data:`TEXT_SETTINGS` with ``overrides`` on top."""
+    return {**TEXT_SETTINGS, **(overrides or {})}
 
 
 @dataclass
@@ -368,7 +374,7 @@ class TextExplainer:
             feature_mask=encoding.feature_mask(),
             pinned_features=encoding.special.unsqueeze(-1),
             return_record=True,
-            **{**TEXT_SETTINGS, **attribute_kwargs},
+            **_with_text_settings(attribute_kwargs),
         )
         if encoding.windowed:
             attributions, record = self._explain_windows(encoding, settings)

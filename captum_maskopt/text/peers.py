@@ -12,6 +12,7 @@ pad-token embeddings as baseline, the same removal that mask optimization uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import torch
@@ -19,7 +20,7 @@ from torch import Tensor
 
 from captum_maskopt.attr import LayerMaskOptimization
 from captum_maskopt.attr._mase import LayerMASE
-from captum_maskopt.text.integration import TEXT_SETTINGS, TextEncoding, TextExplainer
+from captum_maskopt.text.integration import TextEncoding, TextExplainer, _with_text_settings
 
 __all__ = ["EmbeddingSpace", "embedding_space", "PEERS", "token_scores"]
 
@@ -121,7 +122,7 @@ def _perturbation_method(
 
 def _mask_optimization(
     explainer: TextExplainer, encoding: TextEncoding, targets: Tensor,
-    settings: Mapping[str, Any] = TEXT_SETTINGS,
+    settings: Mapping[str, Any],
 ) -> Tensor:
     attributions = LayerMaskOptimization(explainer.forward, explainer.layer).attribute(
         encoding.input_ids,
@@ -135,11 +136,14 @@ def _mask_optimization(
     return attributions[..., 0]
 
 
-def _peers() -> Dict[str, Tuple[Callable[..., Tensor], str]]:
+def _peers(
+    mask_settings: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Tuple[Callable[..., Tensor], str]]:
     from captum import attr
 
+    mask_optimization = partial(_mask_optimization, settings=_with_text_settings(mask_settings))
     return {
-        "MaskOptimization": (_mask_optimization, "mean"),
+        "MaskOptimization": (mask_optimization, "mean"),
         "IntegratedGradients": (_layer_method(attr.LayerIntegratedGradients, n_steps=50), "sum"),
         "InputXGradient": (_layer_method(attr.LayerGradientXActivation, uses_baselines=False), "sum"),
         "FeatureAblation": (
@@ -178,10 +182,8 @@ def token_scores(
     (``"mean"`` when every piece carries the word's value, ``"sum"`` otherwise).
     ``mask_settings`` are keyword arguments of ``LayerMaskOptimization.attribute`` that
     override :data:`TEXT_SETTINGS` for ``"MaskOptimization"``."""
-    methods = _peers()
+    methods = _peers(mask_settings)
     if name not in methods:
         raise ValueError(f"unknown method {name!r}; choose from {PEERS}")
     run, reduce = methods[name]
-    if name == "MaskOptimization" and mask_settings:
-        return _mask_optimization(explainer, encoding, targets, {**TEXT_SETTINGS, **mask_settings}), reduce
     return run(explainer, encoding, targets), reduce
