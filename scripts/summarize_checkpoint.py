@@ -3,17 +3,21 @@ run, finished or not: for each method, how many documents are done and the mean 
 each metric over them, and the planted-shortcut hits so far.
 
     python scripts/summarize_checkpoint.py run.jsonl [--common] [--json summary.json]
+        [--time-ratio METHOD OTHER]
 
 Only the batches in the file count, so while a run is going the methods may cover
 different documents (a run does all documents of one method before the next);
 ``--common`` keeps only the batches that every method in the file has finished, so the
-methods are compared on the same documents.
+methods are compared on the same documents. ``--time-ratio A B`` compares the seconds
+of two methods on the batches both finished (the same documents in the same batches):
+the median over those batches of A's seconds over B's, and the ratio of their totals.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
@@ -72,12 +76,33 @@ def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
     }
 
 
+def time_ratio(path: Path, method: str, other: str) -> Dict[str, Any]:
+    """``{"batches": n, "median": m, "total": t}``: over the ``n`` batches that both
+    ``method`` and ``other`` finished, the median of the per-batch ratio of their
+    seconds and the ratio of the summed seconds."""
+    seconds: Dict[str, Dict[Tuple[str, ...], float]] = defaultdict(dict)
+    for result in _results(path):
+        if "hits" not in result and result.get("method") in (method, other):
+            # totals hold the batch's sum over documents of seconds per example.
+            seconds[result["method"]][_texts(result)] = result["totals"]["seconds_per_example"]
+    shared = sorted(set(seconds[method]) & set(seconds[other]))
+    if not shared:
+        raise ValueError(f"no batch finished by both {method!r} and {other!r} in {path}")
+    return {
+        "batches": len(shared),
+        "median": statistics.median(seconds[method][b] / seconds[other][b] for b in shared),
+        "total": sum(seconds[method][b] for b in shared) / sum(seconds[other][b] for b in shared),
+    }
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--common", action="store_true",
                         help="only the batches that every method has finished")
     parser.add_argument("--json", type=Path, help="also write the summary as JSON")
+    parser.add_argument("--time-ratio", nargs=2, metavar=("METHOD", "OTHER"),
+                        help="seconds of METHOD over OTHER's on the batches both finished")
     args = parser.parse_args(argv)
     summary = summarize(args.checkpoint, args.common)
     print("method".ljust(24) + "documents".rjust(10) + "".join(m.rjust(24) for m in METRICS))
@@ -86,6 +111,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               + "".join(f"{row[m]:24.4f}" for m in METRICS))
     for name, row in summary["shortcut_first_rank"].items():
         print(f"shortcut first rank  {name:24s} {row['rate']:.3f} of {row['examples']}")
+    if args.time_ratio:
+        try:
+            ratio = time_ratio(args.checkpoint, *args.time_ratio)
+        except ValueError as error:
+            parser.error(f"--time-ratio: {error}")
+        summary["time_ratio"] = {"methods": args.time_ratio, **ratio}
+        print(f"seconds {args.time_ratio[0]} / {args.time_ratio[1]} over {ratio['batches']} shared "
+              f"batches: median {ratio['median']:.2f}, totals {ratio['total']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

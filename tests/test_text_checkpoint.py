@@ -137,3 +137,27 @@ def test_the_summary_can_keep_only_the_batches_every_method_finished(tmp_path):
     shared = summarize(path, common=True)["methods"]
     assert shared["A"]["documents"] == 2 and shared["A"]["deletion_auc"] == pytest.approx(1.0)
     assert shared["B"]["documents"] == 2 and shared["B"]["deletion_auc"] == pytest.approx(2.0)
+
+
+def test_the_time_ratio_compares_two_methods_on_the_batches_both_finished(tmp_path, capsys):
+    from captum_maskopt.text.compare import METRICS
+
+    def line(method, texts, seconds):
+        totals = dict.fromkeys(METRICS, 0.0)
+        totals["seconds_per_example"] = seconds  # the batch's sum over its documents
+        result = {"method": method, "words": [{"text": t} for t in texts], "totals": totals}
+        return json.dumps({"run": "r", "batch": f"{method}{texts}", "result": result})
+
+    path = tmp_path / "run.jsonl"
+    path.write_text("\n".join([
+        line("A", ["a", "b"], 8.0), line("A", ["c"], 3.0), line("A", ["d"], 100.0),
+        line("B", ["a", "b"], 2.0), line("B", ["c"], 1.0), line("C", ["e"], 1.0),
+    ]) + "\n")
+    script = load_script("summarize_checkpoint")
+    # Batches (a, b) and (c): ratios 4 and 3; (d) has no B and does not count.
+    assert script.time_ratio(path, "A", "B") == {"batches": 2, "median": 3.5, "total": 11.0 / 3.0}
+    assert script.main([str(path), "--time-ratio", "A", "B"]) == 0
+    assert "median 3.50, totals 3.67" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main([str(path), "--time-ratio", "A", "C"])
+    assert "--time-ratio: no batch finished by both 'A' and 'C'" in capsys.readouterr().err
