@@ -161,3 +161,37 @@ def test_the_time_ratio_compares_two_methods_on_the_batches_both_finished(tmp_pa
     with pytest.raises(SystemExit):
         script.main([str(path), "--time-ratio", "A", "C"])
     assert "--time-ratio: no batch finished by both 'A' and 'C'" in capsys.readouterr().err
+
+
+def test_other_mask_settings_rerun_mask_optimization_and_reuse_the_peers(
+    sentiment, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt.text import compare
+    from captum_maskopt.text.integration import TextExplainer
+
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents[0][:2], documents[1][:2]
+    path = tmp_path / "run.jsonl"
+    methods = ["InputXGradient", "MaskOptimization"]
+    compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
+                            mask_settings={"n_steps": 3})
+    ran = []
+    explain_batch = compare._explain_batch
+
+    def recording(explainer, name, *args, **kwargs):
+        ran.append(name)
+        return explain_batch(explainer, name, *args, **kwargs)
+
+    monkeypatch.setattr(compare, "_explain_batch", recording)
+    compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
+                            mask_settings={"n_steps": 4})
+    assert ran == ["MaskOptimization"]
+    compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
+                            mask_settings={"n_steps": 4})
+    assert ran == ["MaskOptimization"]
+    # The summary keeps the two settings apart.
+    summary = load_script("summarize_checkpoint").summarize(path)["methods"]
+    assert set(summary) == {
+        "InputXGradient", 'MaskOptimization {"n_steps": 3}', 'MaskOptimization {"n_steps": 4}'
+    }
+    assert all(row["documents"] == 2 for row in summary.values())

@@ -8,10 +8,13 @@ mask optimization and the perturbation peers use; special tokens always stay.
 A comparison on hundreds of documents takes hours on a CPU. Given a ``checkpoint``
 file, each finished batch is appended to it (one JSON line) and the batches already
 there are not run again, so a stopped run goes on where it stopped. A batch's line is
-keyed by the model's weights, the package version, the text settings of mask
+keyed by the model's weights, the package version, the default text settings of mask
 optimization, the seed, the method and the batch's texts and labels; each batch draws
 its random numbers from a seed of its own, so a resumed run gives what an
-uninterrupted one would.
+uninterrupted one would. MaskOptimization run with ``mask_settings`` is filed under a
+name that carries them (``MaskOptimization {"steps": 50}``): its batches are kept apart
+from the default ones, while the peers' batches, which do not depend on those settings,
+are shared between such runs.
 """
 
 from __future__ import annotations
@@ -85,10 +88,7 @@ class _BatchLog:
     """The finished batches of a comparison in a JSON-lines file (see the module's
     docstring); ``path=None`` keeps nothing."""
 
-    def __init__(
-        self, path: Optional[Union[str, Path]], explainer: TextExplainer, seed: int,
-        mask_settings: Optional[Mapping[str, Any]],
-    ) -> None:
+    def __init__(self, path: Optional[Union[str, Path]], explainer: TextExplainer, seed: int) -> None:
         self.path = None if path is None else Path(path)
         self.done: Dict[str, Dict[str, Any]] = {}
         if self.path is None:
@@ -96,7 +96,7 @@ class _BatchLog:
             return
         self.run = hashlib.sha1(json.dumps(
             [_model_fingerprint(explainer.model), captum_maskopt.__version__,
-             _with_text_settings(mask_settings), seed],
+             _with_text_settings(None), seed],
             sort_keys=True,
         ).encode()).hexdigest()
         if self.path.exists():
@@ -125,6 +125,14 @@ class _BatchLog:
 
 def _batch_key(part: str, name: str, texts: Sequence[str], labels: Sequence[int] = ()) -> str:
     return hashlib.sha1(json.dumps([part, name, list(texts), list(labels)]).encode()).hexdigest()
+
+
+def _logged_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
+    """The name a method's batches are filed under in the checkpoint (see the module's
+    docstring): only MaskOptimization depends on ``mask_settings``."""
+    if name != "MaskOptimization" or not mask_settings:
+        return name
+    return f"{name} {json.dumps(dict(mask_settings), sort_keys=True)}"
 
 
 @contextlib.contextmanager
@@ -230,18 +238,19 @@ def compare_methods(
     label_tensor = torch.as_tensor(list(labels))
     kept: List[Dict[str, WordAttribution]] = [dict() for _ in range(min(keep_attributions, len(texts)))]
     results: Dict[str, Dict[str, float]] = {}
-    log = _BatchLog(checkpoint, explainer, seed, mask_settings)
+    log = _BatchLog(checkpoint, explainer, seed)
     for name in methods:
+        logged_name = _logged_name(name, mask_settings)
         totals = dict.fromkeys(METRICS, 0.0)
         for start in range(0, len(texts), batch_size):
             batch = list(texts[start : start + batch_size])
             batch_labels = label_tensor[start : start + len(batch)]
-            key = _batch_key("compare", name, batch, batch_labels.tolist())
+            key = _batch_key("compare", logged_name, batch, batch_labels.tolist())
             result = log.get(key)
             if result is None:
                 with _batch_seed(seed, key):
                     result = _score_batch(explainer, name, batch, batch_labels, mask_settings)
-                log.add(key, dict(result, method=name))
+                log.add(key, dict(result, method=logged_name))
             for metric in METRICS:
                 totals[metric] += result["totals"][metric]
             for offset, word in enumerate(result["words"]):
@@ -261,13 +270,14 @@ def first_rank_rate(
     """For each method, the share of ``texts`` whose top-scored word is ``word``
     (case-insensitive), e.g. a planted shortcut token. ``checkpoint``, ``seed`` and
     ``mask_settings`` as in :func:`compare_methods`."""
-    log = _BatchLog(checkpoint, explainer, seed, mask_settings)
+    log = _BatchLog(checkpoint, explainer, seed)
     rates = {}
     for name in methods:
+        logged_name = _logged_name(name, mask_settings)
         hits = 0
         for start in range(0, len(texts), batch_size):
             batch = list(texts[start : start + batch_size])
-            key = _batch_key(f"first rank of {word.lower()}", name, batch)
+            key = _batch_key(f"first rank of {word.lower()}", logged_name, batch)
             result = log.get(key)
             if result is None:
                 with _batch_seed(seed, key):
@@ -275,7 +285,7 @@ def first_rank_rate(
                 result = {"examples": len(batch), "hits": sum(
                     a.words[int(a.scores.argmax())].lower() == word.lower() for a in words
                 )}
-                log.add(key, dict(result, method=name))
+                log.add(key, dict(result, method=logged_name))
             hits += result["hits"]
         rates[name] = hits / len(texts)
     return rates
