@@ -3,7 +3,7 @@ run, finished or not: for each method, how many documents are done and the mean 
 each metric over them, and the planted-shortcut hits so far.
 
     python scripts/summarize_checkpoint.py run.jsonl [--common] [--json summary.json]
-        [--time-ratio METHOD OTHER]
+        [--time-ratio METHOD OTHER] [--difference METHOD OTHER]
 
 Only the batches in the file count, so while a run is going the methods may cover
 different documents (a run does all documents of one method before the next);
@@ -11,12 +11,18 @@ different documents (a run does all documents of one method before the next);
 methods are compared on the same documents. ``--time-ratio A B`` compares the seconds
 of two methods on the batches both finished (the same documents in the same batches):
 the median over those batches of A's seconds over B's, and the ratio of their totals.
+``--difference A B`` gives, on the same shared batches, A's mean minus B's for each
+metric, with a 95 % bootstrap interval that resamples whole batches (a batch's
+documents are summed in the file, so the batch is the unit that can be resampled):
+an interval that contains 0 means the two methods are not told apart on these
+documents.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -76,23 +82,61 @@ def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
     }
 
 
+def _shared_batches(
+    path: Path, method: str, other: str
+) -> Tuple[List[Dict[str, float]], List[Dict[str, float]], List[int]]:
+    """The totals of ``method`` and of ``other`` on each batch that both finished (the
+    same documents), in the same order, and each batch's number of documents."""
+    totals: Dict[str, Dict[Tuple[str, ...], Dict[str, float]]] = defaultdict(dict)
+    for result in _results(path):
+        if "hits" not in result and result.get("method") in (method, other):
+            totals[result["method"]][_texts(result)] = result["totals"]
+    shared = sorted(set(totals[method]) & set(totals[other]))
+    if not shared:
+        raise ValueError(f"no batch finished by both {method!r} and {other!r} in {path}")
+    return ([totals[method][b] for b in shared], [totals[other][b] for b in shared],
+            [len(b) for b in shared])
+
+
 def time_ratio(path: Path, method: str, other: str) -> Dict[str, Any]:
     """``{"batches": n, "median": m, "total": t}``: over the ``n`` batches that both
     ``method`` and ``other`` finished, the median of the per-batch ratio of their
     seconds and the ratio of the summed seconds."""
-    seconds: Dict[str, Dict[Tuple[str, ...], float]] = defaultdict(dict)
-    for result in _results(path):
-        if "hits" not in result and result.get("method") in (method, other):
-            # totals hold the batch's sum over documents of seconds per example.
-            seconds[result["method"]][_texts(result)] = result["totals"]["seconds_per_example"]
-    shared = sorted(set(seconds[method]) & set(seconds[other]))
-    if not shared:
-        raise ValueError(f"no batch finished by both {method!r} and {other!r} in {path}")
+    # totals hold the batch's sum over documents of seconds per example.
+    mine, theirs, _ = _shared_batches(path, method, other)
+    seconds = [(a["seconds_per_example"], b["seconds_per_example"]) for a, b in zip(mine, theirs)]
     return {
-        "batches": len(shared),
-        "median": statistics.median(seconds[method][b] / seconds[other][b] for b in shared),
-        "total": sum(seconds[method][b] for b in shared) / sum(seconds[other][b] for b in shared),
+        "batches": len(seconds),
+        "median": statistics.median(a / b for a, b in seconds),
+        "total": sum(a for a, _ in seconds) / sum(b for _, b in seconds),
     }
+
+
+def paired_difference(
+    path: Path, method: str, other: str, resamples: int = 2000, seed: int = 0
+) -> Dict[str, Any]:
+    """``{"batches": n, "documents": d, metric: {"difference": x, "low": l, "high": h}}``:
+    over the ``n`` batches (``d`` documents) that both ``method`` and ``other``
+    finished, ``method``'s mean of each metric minus ``other``'s, and the 2.5 and 97.5
+    percentiles of that difference over ``resamples`` bootstrap draws of whole batches
+    (seeded with ``seed``)."""
+    mine, theirs, sizes = _shared_batches(path, method, other)
+    draw = random.Random(seed)
+    draws = [draw.choices(range(len(sizes)), k=len(sizes)) for _ in range(resamples)]
+    result: Dict[str, Any] = {"batches": len(sizes), "documents": sum(sizes)}
+    for metric in METRICS:
+        gaps = [a[metric] - b[metric] for a, b in zip(mine, theirs)]
+
+        def mean_gap(batches: Sequence[int]) -> float:
+            return sum(gaps[i] for i in batches) / sum(sizes[i] for i in batches)
+
+        spread = sorted(mean_gap(batches) for batches in draws)
+        result[metric] = {
+            "difference": mean_gap(range(len(sizes))),
+            "low": spread[int(0.025 * (resamples - 1))],
+            "high": spread[int(0.975 * (resamples - 1))],
+        }
+    return result
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -103,6 +147,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the summary as JSON")
     parser.add_argument("--time-ratio", nargs=2, metavar=("METHOD", "OTHER"),
                         help="seconds of METHOD over OTHER's on the batches both finished")
+    parser.add_argument("--difference", nargs=2, metavar=("METHOD", "OTHER"),
+                        help="METHOD's means minus OTHER's on the batches both finished, "
+                             "with 95%% bootstrap intervals")
     args = parser.parse_args(argv)
     summary = summarize(args.checkpoint, args.common)
     print("method".ljust(24) + "documents".rjust(10) + "".join(m.rjust(24) for m in METRICS))
@@ -119,6 +166,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         summary["time_ratio"] = {"methods": args.time_ratio, **ratio}
         print(f"seconds {args.time_ratio[0]} / {args.time_ratio[1]} over {ratio['batches']} shared "
               f"batches: median {ratio['median']:.2f}, totals {ratio['total']:.2f}")
+    if args.difference:
+        try:
+            difference = paired_difference(args.checkpoint, *args.difference)
+        except ValueError as error:
+            parser.error(f"--difference: {error}")
+        summary["difference"] = {"methods": args.difference, **difference}
+        print(f"{args.difference[0]} minus {args.difference[1]} over {difference['batches']} shared "
+              f"batches ({difference['documents']} documents), with 95 % bootstrap intervals:")
+        for metric in METRICS:
+            row = difference[metric]
+            print(f"  {metric:24s} {row['difference']:+.4f}  [{row['low']:+.4f}, {row['high']:+.4f}]")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

@@ -195,3 +195,36 @@ def test_other_mask_settings_rerun_mask_optimization_and_reuse_the_peers(
         "InputXGradient", 'MaskOptimization {"n_steps": 3}', 'MaskOptimization {"n_steps": 4}'
     }
     assert all(row["documents"] == 2 for row in summary.values())
+
+
+def test_the_difference_of_two_methods_comes_with_a_bootstrap_interval(tmp_path, capsys):
+    from captum_maskopt.text.compare import METRICS
+
+    def line(method, texts, comprehensiveness, sufficiency):
+        totals = dict.fromkeys(METRICS, 0.0)
+        # The file holds each batch's sums over its documents.
+        totals["aopc_comprehensiveness"] = comprehensiveness
+        totals["aopc_sufficiency"] = sufficiency
+        result = {"method": method, "words": [{"text": t} for t in texts], "totals": totals}
+        return json.dumps({"run": "r", "batch": f"{method}{texts}", "result": result})
+
+    path = tmp_path / "run.jsonl"
+    path.write_text("\n".join([
+        line("A", ["a", "b"], 2.0, 0.4), line("A", ["c"], 1.0, 0.5), line("A", ["d"], 9.0, 9.0),
+        line("B", ["a", "b"], 1.0, 0.2), line("B", ["c"], 0.5, 0.1),
+    ]) + "\n")
+    script = load_script("summarize_checkpoint")
+    difference = script.paired_difference(path, "A", "B")
+    assert (difference["batches"], difference["documents"]) == (2, 3)  # (d) has no B
+    # Comprehensiveness: every batch is 0.5 per document apart, so every resample is.
+    assert difference["aopc_comprehensiveness"] == pytest.approx(
+        {"difference": 0.5, "low": 0.5, "high": 0.5})
+    # Sufficiency: (0.2 + 0.4) / 3 overall; batches 0.1 and 0.4 per document apart.
+    row = difference["aopc_sufficiency"]
+    assert row["difference"] == pytest.approx(0.2)
+    assert row["low"] == pytest.approx(0.1) and row["high"] == pytest.approx(0.4)
+    assert script.main([str(path), "--difference", "A", "B"]) == 0
+    assert "aopc_comprehensiveness   +0.5000  [+0.5000, +0.5000]" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main([str(path), "--difference", "A", "C"])
+    assert "--difference: no batch finished by both 'A' and 'C'" in capsys.readouterr().err
