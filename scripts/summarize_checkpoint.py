@@ -139,6 +139,19 @@ def paired_difference(
     return result
 
 
+def _print_time_ratio(pair: Sequence[str], ratio: Dict[str, Any]) -> None:
+    print(f"seconds {pair[0]} / {pair[1]} over {ratio['batches']} shared "
+          f"batches: median {ratio['median']:.2f}, totals {ratio['total']:.2f}")
+
+
+def _print_difference(pair: Sequence[str], difference: Dict[str, Any]) -> None:
+    print(f"{pair[0]} minus {pair[1]} over {difference['batches']} shared "
+          f"batches ({difference['documents']} documents), with 95 % bootstrap intervals:")
+    for metric in METRICS:
+        row = difference[metric]
+        print(f"  {metric:24s} {row['difference']:+.4f}  [{row['low']:+.4f}, {row['high']:+.4f}]")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path)
@@ -158,25 +171,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               + "".join(f"{row[m]:24.4f}" for m in METRICS))
     for name, row in summary["shortcut_first_rank"].items():
         print(f"shortcut first rank  {name:24s} {row['rate']:.3f} of {row['examples']}")
-    if args.time_ratio:
+    # Each option names two methods and adds one entry to the summary.
+    for option, compute, show in (
+        ("time_ratio", time_ratio, _print_time_ratio),
+        ("difference", paired_difference, _print_difference),
+    ):
+        pair = getattr(args, option)
+        if not pair:
+            continue
         try:
-            ratio = time_ratio(args.checkpoint, *args.time_ratio)
+            figures = compute(args.checkpoint, *pair)
         except ValueError as error:
-            parser.error(f"--time-ratio: {error}")
-        summary["time_ratio"] = {"methods": args.time_ratio, **ratio}
-        print(f"seconds {args.time_ratio[0]} / {args.time_ratio[1]} over {ratio['batches']} shared "
-              f"batches: median {ratio['median']:.2f}, totals {ratio['total']:.2f}")
-    if args.difference:
-        try:
-            difference = paired_difference(args.checkpoint, *args.difference)
-        except ValueError as error:
-            parser.error(f"--difference: {error}")
-        summary["difference"] = {"methods": args.difference, **difference}
-        print(f"{args.difference[0]} minus {args.difference[1]} over {difference['batches']} shared "
-              f"batches ({difference['documents']} documents), with 95 % bootstrap intervals:")
-        for metric in METRICS:
-            row = difference[metric]
-            print(f"  {metric:24s} {row['difference']:+.4f}  [{row['low']:+.4f}, {row['high']:+.4f}]")
+            parser.error(f"--{option.replace('_', '-')}: {error}")
+        summary[option] = {"methods": pair, **figures}
+        show(pair, figures)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0
