@@ -12,7 +12,7 @@ keyed by the model's weights, the package version, the default text settings of 
 optimization, the seed, the method and the batch's texts and labels; each batch draws
 its random numbers from a seed of its own, so a resumed run gives what an
 uninterrupted one would. MaskOptimization run with ``mask_settings`` is filed under a
-name that carries them (``MaskOptimization {"steps": 50}``): its batches are kept apart
+name that carries them (``MaskOptimization {"n_steps": 50}``): its batches are kept apart
 from the default ones, while the peers' batches, which do not depend on those settings,
 are shared between such runs.
 """
