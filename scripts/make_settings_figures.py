@@ -74,9 +74,9 @@ TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
         ("comprehensiveness only", {"sufficiency_weight": 0.0}),
     ]),
     ("text_comprehensiveness_form", "comprehensiveness", [
-        ('"log" (default)', {}),
-        ('"hinge", margin 0.1', {"comprehensiveness": "hinge"}),
-        ('"hinge", margin 0.4', {"comprehensiveness": "hinge", "comprehensiveness_margin": 0.4}),
+        ('"log" (method)', {"comprehensiveness": "log"}),
+        ('"hinge", margin 0.1 (text)', {}),
+        ('"hinge", margin 0.4', {"comprehensiveness_margin": 0.4}),
     ]),
     ("text_noise", "noise_std / flip_fraction", [
         ("no noise", {"noise_std": 0.0, "flip_fraction": 0.0}),

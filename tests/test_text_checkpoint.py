@@ -192,9 +192,62 @@ def test_other_mask_settings_rerun_mask_optimization_and_reuse_the_peers(
     # The summary keeps the two settings apart.
     summary = load_script("summarize_checkpoint").summarize(path)["methods"]
     assert set(summary) == {
-        "InputXGradient", 'MaskOptimization {"n_steps": 3}', 'MaskOptimization {"n_steps": 4}'
+        "InputXGradient",
+        compare._logged_name("MaskOptimization", {"n_steps": 3}),
+        compare._logged_name("MaskOptimization", {"n_steps": 4}),
     }
     assert all(row["documents"] == 2 for row in summary.values())
+
+
+def test_new_text_settings_rerun_mask_optimization_and_reuse_the_peers(
+    sentiment, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt.text import compare, integration
+
+    explainer = integration.TextExplainer(*sentiment)
+    texts, labels = documents[0][:2], documents[1][:2]
+    path = tmp_path / "run.jsonl"
+    methods = ["InputXGradient", "MaskOptimization"]
+    old_settings = dict(integration.TEXT_SETTINGS)
+    compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
+                            mask_settings={"n_steps": 3})
+    ran = []
+    explain_batch = compare._explain_batch
+
+    def recording(explainer, name, *args, **kwargs):
+        ran.append(name)
+        return explain_batch(explainer, name, *args, **kwargs)
+
+    monkeypatch.setattr(compare, "_explain_batch", recording)
+    monkeypatch.setattr(integration, "TEXT_SETTINGS", {**old_settings, "target_kept_fraction": 0.2})
+    compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
+                            mask_settings={"n_steps": 3})
+    assert ran == ["MaskOptimization"]
+    # Asking for the old settings explicitly finds the batches they made.
+    compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
+                            mask_settings={**old_settings, "n_steps": 3})
+    assert ran == ["MaskOptimization"]
+
+
+def test_mask_optimization_is_named_by_its_difference_from_the_reference(monkeypatch):
+    from captum_maskopt.text import compare, integration
+
+    monkeypatch.setattr(integration, "TEXT_SETTINGS", dict(compare._CHECKPOINT_REFERENCE_SETTINGS))
+    assert compare._logged_name("MaskOptimization", None) == "MaskOptimization"
+    assert compare._logged_name("MaskOptimization", {"path_average": True}) == "MaskOptimization"
+    assert compare._logged_name("Lime", {"n_steps": 9}) == "Lime"
+    # A method default given explicitly is the same run as leaving it out.
+    assert compare._logged_name("MaskOptimization", {"comprehensiveness": "log"}) == "MaskOptimization"
+    monkeypatch.setattr(integration, "TEXT_SETTINGS", {
+        "target_kept_fraction": 0.05, "comprehensiveness": "hinge",
+    })
+    # A reference setting left out is named by the method's default.
+    assert compare._logged_name("MaskOptimization", {"n_steps": 9}) == (
+        'MaskOptimization {"comprehensiveness": "hinge", "n_steps": 9, "path_average": false}'
+    )
+    assert compare._logged_name(
+        "MaskOptimization", {"comprehensiveness": "log", "path_average": True}
+    ) == "MaskOptimization"
 
 
 def test_the_difference_of_two_methods_comes_with_a_bootstrap_interval(tmp_path, capsys):

@@ -8,12 +8,13 @@ mask optimization and the perturbation peers use; special tokens always stay.
 A comparison on hundreds of documents takes hours on a CPU. Given a ``checkpoint``
 file, each finished batch is appended to it (one JSON line) and the batches already
 there are not run again, so a stopped run goes on where it stopped. A batch's line is
-keyed by the model's weights, the package version, the default text settings of mask
-optimization, the seed, the method and the batch's texts and labels; each batch draws
-its random numbers from a seed of its own, so a resumed run gives what an
-uninterrupted one would. MaskOptimization run with ``mask_settings`` is filed under a
-name that carries them (``MaskOptimization {"n_steps": 50}``): its batches are kept apart
-from the default ones, while the peers' batches, which do not depend on those settings,
+keyed by the model's weights, the package version, the seed, the method and the
+batch's texts and labels; each batch draws its random numbers from a seed of its own,
+so a resumed run gives what an uninterrupted one would. MaskOptimization's batches are
+filed under a name that carries its settings where they differ from a fixed reference,
+the first text settings (``MaskOptimization {"n_steps": 50}``): a run with other
+``mask_settings``, or after :data:`~captum_maskopt.text.TEXT_SETTINGS` changed, reruns
+MaskOptimization only, while the peers' batches, which do not depend on those settings,
 are shared between such runs.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import time
 from pathlib import Path
@@ -33,6 +35,7 @@ from torch import Tensor, nn
 
 import captum_maskopt
 from captum_maskopt import metrics
+from captum_maskopt.attr import LayerMaskOptimization
 from captum_maskopt.text.integration import (
     TextEncoding, TextExplainer, WordAttribution, _with_text_settings,
 )
@@ -45,6 +48,11 @@ METRICS = (
     "seconds_per_example",
 )
 DELTA_ACCURACY_FRACTION = 0.2
+
+#: The settings MaskOptimization's checkpoint names are relative to (see the module's
+#: docstring): the text settings of the first checkpoints, fixed so that those files
+#: stay valid when :data:`~captum_maskopt.text.TEXT_SETTINGS` changes.
+_CHECKPOINT_REFERENCE_SETTINGS = {"target_kept_fraction": 0.05, "path_average": True}
 
 
 def _word_tensors(words: Sequence[WordAttribution]) -> Tuple[Tensor, Tensor]:
@@ -95,8 +103,9 @@ class _BatchLog:
             self.run = ""
             return
         self.run = hashlib.sha1(json.dumps(
+            # The reference belongs to the key: the names are relative to it.
             [_model_fingerprint(explainer.model), captum_maskopt.__version__,
-             _with_text_settings(None), seed],
+             _CHECKPOINT_REFERENCE_SETTINGS, seed],
             sort_keys=True,
         ).encode()).hexdigest()
         if self.path.exists():
@@ -129,10 +138,29 @@ def _batch_key(part: str, name: str, texts: Sequence[str], labels: Sequence[int]
 
 def _logged_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
     """The name a method's batches are filed under in the checkpoint (see the module's
-    docstring): only MaskOptimization depends on ``mask_settings``."""
-    if name != "MaskOptimization" or not mask_settings:
+    docstring): MaskOptimization's carries the settings it runs with where they differ
+    from the reference. A setting equal to ``attribute()``'s default counts as not
+    given, so ``comprehensiveness="log"`` and no ``comprehensiveness`` name one run."""
+    if name != "MaskOptimization":
         return name
-    return f"{name} {json.dumps(dict(mask_settings), sort_keys=True)}"
+    defaults = {
+        key: parameter.default
+        for key, parameter in inspect.signature(LayerMaskOptimization.attribute).parameters.items()
+    }
+    missing = object()
+
+    def given(settings: Mapping[str, Any]) -> Dict[str, Any]:
+        return {key: value for key, value in settings.items() if defaults.get(key, missing) != value}
+
+    settings = given(_with_text_settings(mask_settings))
+    reference = given(_CHECKPOINT_REFERENCE_SETTINGS)
+    difference = {
+        key: settings.get(key, defaults.get(key)) for key in set(settings) | set(reference)
+        if settings.get(key, missing) != reference.get(key, missing)
+    }
+    if not difference:
+        return name
+    return f"{name} {json.dumps(difference, sort_keys=True)}"
 
 
 @contextlib.contextmanager
