@@ -163,6 +163,22 @@ def test_the_time_ratio_compares_two_methods_on_the_batches_both_finished(tmp_pa
     assert "--time-ratio: no batch finished by both 'A' and 'C'" in capsys.readouterr().err
 
 
+def _record_methods_run(monkeypatch) -> list:
+    """From now on, the name of each method that explains a batch (rather than read it
+    from the checkpoint) is appended to the list returned."""
+    from captum_maskopt.text import compare
+
+    ran = []
+    explain_batch = compare._explain_batch
+
+    def recording(explainer, name, *args, **kwargs):
+        ran.append(name)
+        return explain_batch(explainer, name, *args, **kwargs)
+
+    monkeypatch.setattr(compare, "_explain_batch", recording)
+    return ran
+
+
 def test_other_mask_settings_rerun_mask_optimization_and_reuse_the_peers(
     sentiment, documents, tmp_path, monkeypatch
 ):
@@ -175,14 +191,7 @@ def test_other_mask_settings_rerun_mask_optimization_and_reuse_the_peers(
     methods = ["InputXGradient", "MaskOptimization"]
     compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
                             mask_settings={"n_steps": 3})
-    ran = []
-    explain_batch = compare._explain_batch
-
-    def recording(explainer, name, *args, **kwargs):
-        ran.append(name)
-        return explain_batch(explainer, name, *args, **kwargs)
-
-    monkeypatch.setattr(compare, "_explain_batch", recording)
+    ran = _record_methods_run(monkeypatch)
     compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
                             mask_settings={"n_steps": 4})
     assert ran == ["MaskOptimization"]
@@ -211,14 +220,7 @@ def test_new_text_settings_rerun_mask_optimization_and_reuse_the_peers(
     old_settings = dict(integration.TEXT_SETTINGS)
     compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
                             mask_settings={"n_steps": 3})
-    ran = []
-    explain_batch = compare._explain_batch
-
-    def recording(explainer, name, *args, **kwargs):
-        ran.append(name)
-        return explain_batch(explainer, name, *args, **kwargs)
-
-    monkeypatch.setattr(compare, "_explain_batch", recording)
+    ran = _record_methods_run(monkeypatch)
     monkeypatch.setattr(integration, "TEXT_SETTINGS", {**old_settings, "target_kept_fraction": 0.2})
     compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
                             mask_settings={"n_steps": 3})
