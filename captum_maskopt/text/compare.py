@@ -12,7 +12,8 @@ keyed by the model's weights, the package version, the seed, the method and the
 batch's texts and labels; each batch draws its random numbers from a seed of its own,
 so a resumed run gives what an uninterrupted one would. MaskOptimization's batches are
 filed under a name that carries its settings where they differ from a fixed reference,
-the first text settings (``MaskOptimization {"n_steps": 50}``): a run with other
+the first text settings; with today's defaults that name is
+``MaskOptimization {"comprehensiveness": "hinge"}``. A run with other
 ``mask_settings``, or after :data:`~captum_maskopt.text.TEXT_SETTINGS` changed, reruns
 MaskOptimization only, while the peers' batches, which do not depend on those settings,
 are shared between such runs.
@@ -139,24 +140,23 @@ def _batch_key(part: str, name: str, texts: Sequence[str], labels: Sequence[int]
 def _logged_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
     """The name a method's batches are filed under in the checkpoint (see the module's
     docstring): MaskOptimization's carries the settings it runs with where they differ
-    from the reference. A setting equal to ``attribute()``'s default counts as not
-    given, so ``comprehensiveness="log"`` and no ``comprehensiveness`` name one run."""
+    from the reference. A setting not given is ``attribute()``'s default, so
+    ``comprehensiveness="log"`` and no ``comprehensiveness`` name one run."""
     if name != "MaskOptimization":
         return name
     defaults = {
         key: parameter.default
         for key, parameter in inspect.signature(LayerMaskOptimization.attribute).parameters.items()
     }
-    missing = object()
+    settings = _with_text_settings(mask_settings)
+    reference = _CHECKPOINT_REFERENCE_SETTINGS
 
-    def given(settings: Mapping[str, Any]) -> Dict[str, Any]:
-        return {key: value for key, value in settings.items() if defaults.get(key, missing) != value}
+    def value(chosen: Mapping[str, Any], key: str) -> Any:
+        return chosen.get(key, defaults.get(key))
 
-    settings = given(_with_text_settings(mask_settings))
-    reference = given(_CHECKPOINT_REFERENCE_SETTINGS)
     difference = {
-        key: settings.get(key, defaults.get(key)) for key in set(settings) | set(reference)
-        if settings.get(key, missing) != reference.get(key, missing)
+        key: value(settings, key) for key in set(settings) | set(reference)
+        if value(settings, key) != value(reference, key)
     }
     if not difference:
         return name
