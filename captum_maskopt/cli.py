@@ -102,34 +102,52 @@ def _print_table(rows: Sequence[Dict[str, object]]) -> None:
         print("  ".join(cells))
 
 
-# Arguments of LayerMaskOptimization.attribute that compare text sets itself.
-_SET_BY_COMPARE = {
-    "inputs", "baselines", "target", "additional_forward_args", "feature_mask",
-    "pinned_features", "return_record", "attribute_to_layer_input",
-}
-
-
 def _mask_settings(pairs: Optional[Sequence[str]]) -> Dict[str, Any]:
-    """``--mask-setting NAME=VALUE`` pairs as keyword arguments; a VALUE is read as
-    JSON (``0.05``, ``true``, ``null``) and otherwise kept as a string."""
-    import inspect
+    """``--mask-setting NAME=VALUE`` pairs as keyword settings; a VALUE is read as
+    JSON (``0.05``, ``true``, ``null``) and otherwise kept as a string. The names are
+    the fields of :class:`~captum_maskopt.settings.MaskOptimizationSettings`."""
     import json
 
-    from captum_maskopt import LayerMaskOptimization
+    from captum_maskopt.settings import SETTING_NAMES
 
-    allowed = set(inspect.signature(LayerMaskOptimization.attribute).parameters) - _SET_BY_COMPARE - {"self"}
     settings: Dict[str, Any] = {}
     for pair in pairs or []:
         name, separator, text = pair.partition("=")
-        if not separator or name not in allowed:
+        if not separator or name not in SETTING_NAMES:
             raise SystemExit(
-                f"--mask-setting: expected NAME=VALUE with NAME one of {', '.join(sorted(allowed))}, got {pair!r}"
+                f"--mask-setting: expected NAME=VALUE with NAME one of {', '.join(SETTING_NAMES)}, got {pair!r}"
             )
         try:
             settings[name] = json.loads(text)
         except json.JSONDecodeError:
             settings[name] = text
     return settings
+
+
+def _chosen(option: str, value: str, choices: Sequence[str]) -> List[str]:
+    """A comma-separated ``--OPTION`` value as a list of names from ``choices`` (all of
+    them when empty); unknown or repeated names end the command."""
+    names = [name.strip() for name in value.split(",")] if value else list(choices)
+    unknown = sorted(set(names) - set(choices))
+    if unknown or len(set(names)) != len(names):
+        raise SystemExit(f"--{option}: unknown or repeated {unknown or names}; choose from {', '.join(choices)}")
+    return names
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
 
 
 def _compare_text(args: argparse.Namespace) -> None:
@@ -140,15 +158,12 @@ def _compare_text(args: argparse.Namespace) -> None:
     from captum_maskopt.text.classifier import load_sentiment_classifier, load_shortcut_classifier
     from captum_maskopt.text.compare import compare_methods, first_rank_rate, summary_table
     from captum_maskopt.text.data import load_paragraphs, load_snippets, with_shortcut
-    from captum_maskopt.text.integration import TextExplainer, _with_text_settings
+    from captum_maskopt.text.integration import TextExplainer, text_settings
     from captum_maskopt.text.peers import PEERS
     from captum_maskopt.text.report import render_html_report
 
     torch.manual_seed(args.seed)
-    methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(PEERS)
-    unknown = sorted(set(methods) - set(PEERS))
-    if unknown:
-        raise SystemExit(f"--methods: unknown {unknown}; choose from {', '.join(PEERS)}")
+    methods = _chosen("methods", args.methods, PEERS.names)
     mask_settings = _mask_settings(args.mask_setting)
     model, tokenizer = load_sentiment_classifier()
     explainer = TextExplainer(model, tokenizer)
@@ -171,7 +186,7 @@ def _compare_text(args: argparse.Namespace) -> None:
         "seed": args.seed, "methods": methods, "removal": "pad token",
         "delta_accuracy_fraction": 0.2, "aopc_fractions": [0.01, 0.05, 0.1, 0.2, 0.5],
         "torch_threads": torch.get_num_threads(),
-        "mask_optimization_settings": _with_text_settings(mask_settings),
+        "mask_optimization_settings": text_settings(mask_settings),
     }
     output = {"methods": results, "config": config}
     if args.shortcut > 0:
@@ -216,14 +231,8 @@ def _compare_image(args: argparse.Namespace) -> None:
     from captum_maskopt.vision.report import render_html_report
 
     torch.manual_seed(args.seed)
-    methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(PEERS)
-    unknown = sorted(set(methods) - set(PEERS))
-    if unknown:
-        raise SystemExit(f"--methods: unknown {unknown}; choose from {', '.join(PEERS)}")
-    names = [p.strip() for p in args.photos.split(",")] if args.photos else list(PHOTO_NAMES)
-    unknown = sorted(set(names) - set(PHOTO_NAMES))
-    if unknown or len(set(names)) != len(names):
-        raise SystemExit(f"--photos: unknown or repeated {unknown or names}; choose from {', '.join(PHOTO_NAMES)}")
+    methods = _chosen("methods", args.methods, PEERS.names)
+    names = _chosen("photos", args.photos, PHOTO_NAMES)
     model = load_efficientnet_lite0()
     photos = load_photos(names)
     images = torch.stack([preprocess(photo.image) for photo in photos])
@@ -297,69 +306,54 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     text = modalities.add_parser("text", help="MiniLM sentiment classifier, Rotten Tomatoes")
     # The defaults finish in under ten minutes on two CPU cores; the figures in
     # docs/results/ come from larger runs (see their "config").
-    text.add_argument("--snippets", type=int, default=8, help="test snippets (default 8)")
-    text.add_argument("--paragraphs", type=int, default=1, help="test paragraphs (default 1)")
+    text.add_argument("--snippets", type=_at_least(0), default=8, help="test snippets (default 8)")
+    text.add_argument("--paragraphs", type=_at_least(0), default=1, help="test paragraphs (default 1)")
     text.add_argument("--methods", default="", help="comma-separated subset (default: all)")
-    text.add_argument("--batch-size", type=int, default=8)
-    text.add_argument("--shortcut", type=int, default=4,
+    text.add_argument("--batch-size", type=_at_least(1), default=8)
+    text.add_argument("--shortcut", type=_at_least(0), default=4,
                       help="planted-shortcut examples (default 4; 0 skips the check)")
     text.add_argument("--json", metavar="PATH", help="write the results as JSON")
     text.add_argument("--html", metavar="PATH", help="write a side-by-side HTML report")
-    text.add_argument("--report-documents", type=int, default=10,
+    text.add_argument("--report-documents", type=_at_least(0), default=10,
                       help="documents in the HTML report (default 10)")
     text.add_argument("--checkpoint", metavar="PATH",
                       help="append each finished batch to PATH (JSON lines) and skip the "
                            "batches already there, so a stopped run goes on where it stopped")
     text.add_argument("--mask-setting", action="append", metavar="NAME=VALUE",
-                      help="a LayerMaskOptimization.attribute argument for MaskOptimization, "
+                      help="a MaskOptimization setting (a field of MaskOptimizationSettings), "
                            "over TEXT_SETTINGS (repeatable), e.g. target_kept_fraction=0.1")
     text.add_argument("--seed", type=int, default=0)
     text.add_argument("--quiet", action="store_true", help="no progress bar")
     image = modalities.add_parser("image", help="EfficientNet-Lite0 ImageNet classifier, packaged photos")
     image.add_argument("--photos", default="", help="comma-separated subset of the packaged photos (default: all)")
     image.add_argument("--methods", default="", help="comma-separated subset (default: all)")
-    image.add_argument("--batch-size", type=int, default=4)
-    image.add_argument("--mask-steps", type=int, default=None,
+    image.add_argument("--batch-size", type=_at_least(1), default=4)
+    image.add_argument("--mask-steps", type=_at_least(1), default=None,
                        help="MaskOptimization's n_steps (default: its own default)")
-    image.add_argument("--infidelity-samples", type=int, default=32,
+    image.add_argument("--infidelity-samples", type=_at_least(0), default=32,
                        help="random patch removals per photo for infidelity (default 32; 0 skips it)")
-    image.add_argument("--sensitivity-samples", type=int, default=1,
+    image.add_argument("--sensitivity-samples", type=_at_least(0), default=1,
                        help="perturbed copies per photo for max-sensitivity, each one more "
                             "attribution of every method (default 1; 0 skips it)")
     image.add_argument("--json", metavar="PATH", help="write the results as JSON")
     image.add_argument("--html", metavar="PATH", help="write an HTML report with the table and the figure")
     image.add_argument("--figure", metavar="PATH", help="write a PNG of every method on every photo")
-    image.add_argument("--figure-photos", type=int, default=0,
+    image.add_argument("--figure-photos", type=_at_least(0), default=0,
                        help="photos in the figure and the HTML report (default 0: all)")
-    image.add_argument("--figure-dpi", type=int, default=80, help="resolution of the figure (default 80)")
+    image.add_argument("--figure-dpi", type=_at_least(1), default=80, help="resolution of the figure (default 80)")
     image.add_argument("--seed", type=int, default=0)
     image.add_argument("--quiet", action="store_true", help="no progress bar")
     demo = commands.add_parser("demo", help="explain a model with planted evidence, side by side")
-    demo.add_argument("--n", type=int, default=32, help="number of examples (default 32)")
+    demo.add_argument("--n", type=_at_least(1), default=32, help="number of examples (default 32)")
     demo.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "compare" and args.modality == "image":
-        for name in ("infidelity_samples", "sensitivity_samples", "figure_photos"):
-            if getattr(args, name) < 0:
-                parser.error(f"--{name.replace('_', '-')} must be >= 0")
-        for name in ("batch_size", "figure_dpi"):
-            if getattr(args, name) < 1:
-                parser.error(f"--{name.replace('_', '-')} must be >= 1")
-        if args.mask_steps is not None and args.mask_steps < 1:
-            parser.error("--mask-steps must be >= 1")
         _compare_image(args)
     elif args.command == "compare":
-        for name in ("snippets", "paragraphs", "shortcut", "report_documents"):
-            if getattr(args, name) < 0:
-                parser.error(f"--{name.replace('_', '-')} must be >= 0")
-        if args.batch_size < 1:
-            parser.error("--batch-size must be >= 1")
         if args.snippets + args.paragraphs == 0:
             parser.error("--snippets and --paragraphs are both 0: nothing to explain")
         _compare_text(args)
     elif args.command == "demo":
-        if args.n < 1:
-            parser.error("--n must be at least 1")
         print(
             "Planted model: class 1 needs features 1 AND 6 (saturating); "
             f"{args.n} examples, zero baseline, top-2 features per method.\n"

@@ -1,4 +1,5 @@
-"""The terms of the mask optimization objective, as small pure functions.
+"""The terms of the mask optimization objective: small pure functions, and the
+registry that turns settings into the list of weighted terms the loop sums.
 
 Every function works per example: its inputs carry the batch in dimension 0 and it
 returns one value per example, shape ``(n,)``. Keeping the terms per example is what
@@ -8,13 +9,25 @@ optimization loop sums these values (never averages them) before differentiating
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from captum_maskopt.registry import Registry
+
+if TYPE_CHECKING:
+    from captum_maskopt.parametrizations import MaskEvaluation
+    from captum_maskopt.settings import MaskOptimizationSettings
+
 __all__ = [
     "PROBABILITY_FUNCTIONS",
+    "COMPREHENSIVENESS_FORMS",
+    "OBJECTIVE_TERMS",
+    "ObjectiveState",
+    "WeightedTerm",
+    "Objective",
     "class_probabilities",
     "sufficiency_loss",
     "comprehensiveness_loss",
@@ -26,6 +39,7 @@ __all__ = [
 ]
 
 PROBABILITY_FUNCTIONS = ("softmax", "sigmoid", "identity")
+COMPREHENSIVENESS_FORMS = ("log", "hinge")
 
 # Probabilities are clamped away from 0 and 1 before taking logs so that a saturated
 # model gives a large but finite loss instead of inf/nan gradients.
@@ -74,7 +88,7 @@ def comprehensiveness_loss(
         return -torch.log((1.0 - remove_probability).clamp(_EPS, 1.0))
     if form == "hinge":
         return 2.0 * torch.relu(remove_probability - margin)
-    raise ValueError(f"comprehensiveness form must be 'log' or 'hinge', got {form!r}")
+    raise ValueError(f"comprehensiveness form must be one of {COMPREHENSIVENESS_FORMS}, got {form!r}")
 
 
 def group_shares(group_sizes: Tensor) -> Tensor:
@@ -149,3 +163,121 @@ def total_variation_loss(mask_grid: Tensor) -> Tensor:
     # term independent of the mask resolution.
     cells = mask_grid.shape[1] * mask_grid.shape[2]
     return total / cells
+
+
+# --------------------------------------------------------------------------- terms
+
+
+class ObjectiveState(NamedTuple):
+    """What a term sees at one step, for ``n`` examples and ``K`` baselines.
+
+    Attributes:
+        keep: ``(K, n)`` target probability of the keep views.
+        remove: ``(K, n)`` target probability of the remove views.
+        evaluation: the parametrization's mask and smoothness terms.
+        shares: ``(n, G)`` each group's share of its example's input.
+        grid: ``(H, W)`` when the groups are the pixel locations of one image.
+    """
+
+    keep: Tensor
+    remove: Tensor
+    evaluation: "MaskEvaluation"
+    shares: Tensor
+    grid: Optional[Tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class WeightedTerm:
+    """One term of the objective: ``weight * loss(state)``, ``loss`` per example
+    ``(n,)``, or None when the term does not apply to the mask in use (a
+    parametrization without kernels has no kernel-width term)."""
+
+    name: str
+    weight: float
+    loss: Callable[[ObjectiveState], Optional[Tensor]]
+
+
+#: A term's builder reads the settings (and whether the mask is the smooth 2-D one,
+#: which decides the default total-variation weight) and returns the weighted term,
+#: or None to leave it out. A new term is one builder registered here; the loop sums
+#: the terms in registration order.
+TermBuilder = Callable[["MaskOptimizationSettings", bool], Optional[WeightedTerm]]
+OBJECTIVE_TERMS: Registry[TermBuilder] = Registry("objective term")
+
+
+@OBJECTIVE_TERMS.register("sufficiency")
+def _sufficiency(settings: "MaskOptimizationSettings", smooth_grid: bool) -> WeightedTerm:
+    return WeightedTerm(
+        "sufficiency", settings.sufficiency_weight, lambda s: sufficiency_loss(s.keep).mean(0)
+    )
+
+
+@OBJECTIVE_TERMS.register("comprehensiveness")
+def _comprehensiveness(settings: "MaskOptimizationSettings", smooth_grid: bool) -> WeightedTerm:
+    form, margin = settings.comprehensiveness, settings.comprehensiveness_margin
+    return WeightedTerm(
+        "comprehensiveness", settings.comprehensiveness_weight,
+        lambda s: comprehensiveness_loss(s.remove, form, margin).mean(0),
+    )
+
+
+@OBJECTIVE_TERMS.register("compactness")
+def _compactness(settings: "MaskOptimizationSettings", smooth_grid: bool) -> WeightedTerm:
+    target = settings.target_kept_fraction
+    return WeightedTerm(
+        "compactness", settings.compactness_weight,
+        lambda s: compactness_loss(kept_fraction(s.evaluation.values, s.shares), target),
+    )
+
+
+@OBJECTIVE_TERMS.register("smoothness")
+def _smoothness(settings: "MaskOptimizationSettings", smooth_grid: bool) -> WeightedTerm:
+    return WeightedTerm("smoothness", settings.smoothness_weight, lambda s: s.evaluation.kernel_width)
+
+
+def _grid_variation(state: ObjectiveState) -> Optional[Tensor]:
+    if state.evaluation.total_variation is not None:
+        return state.evaluation.total_variation
+    if state.grid is None:
+        return None
+    return total_variation_loss(state.evaluation.values.view(-1, *state.grid))
+
+
+@OBJECTIVE_TERMS.register("total_variation")
+def _total_variation(settings: "MaskOptimizationSettings", smooth_grid: bool) -> WeightedTerm:
+    return WeightedTerm("total_variation", settings.total_variation_for(smooth_grid), _grid_variation)
+
+
+class Objective:
+    """The weighted sum of the terms that ``settings`` switch on (weight > 0), per
+    example. The sufficiency term always counts, so the loss is never empty.
+
+    Args:
+        settings: the weights and forms of the terms.
+        smooth_grid: whether the mask is the smooth 2-D mask (default TV weight).
+    """
+
+    def __init__(self, settings: "MaskOptimizationSettings", smooth_grid: bool) -> None:
+        built = [build(settings, smooth_grid) for build in map(OBJECTIVE_TERMS.__getitem__, OBJECTIVE_TERMS)]
+        self.terms: List[WeightedTerm] = [
+            term for term in built
+            if term is not None and (term.weight > 0 or term.name == "sufficiency")
+        ]
+
+    @property
+    def needs_total_variation(self) -> bool:
+        """Whether a term reads the parametrization's total variation."""
+        return any(term.name == "total_variation" for term in self.terms)
+
+    def __call__(self, state: ObjectiveState) -> Tensor:
+        """The per-example loss ``(n,)``. Weights of one skip the multiplication: this
+        runs at every step."""
+        total: Optional[Tensor] = None
+        for term in self.terms:
+            value = term.loss(state)
+            if value is None:
+                continue
+            weighted = value if term.weight == 1.0 else term.weight * value
+            total = weighted if total is None else total + weighted
+        assert total is not None, "the sufficiency term always applies"
+        return total

@@ -22,43 +22,16 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from captum_maskopt import objective as obj
-from captum_maskopt.parametrizations import MaskEvaluation, MaskParametrization, Params
+from captum_maskopt.features import FeatureGroups
+from captum_maskopt.objective import Objective, ObjectiveState, group_shares, kept_fraction
+from captum_maskopt.parametrizations import MaskParametrization, Params
+from captum_maskopt.settings import MaskOptimizationSettings
 
-__all__ = ["ObjectiveSettings", "OptimizerSettings", "OptimizationRecord", "optimize_masks"]
+__all__ = ["OptimizationRecord", "Predict", "optimize_masks", "noise_block", "mask_noise"]
 
 # predict(mask_values (n, G), rows (n,) or None for the whole batch)
 #   -> (keep_probability (K, n), remove_probability (K, n)), K = number of baselines
 Predict = Callable[[Tensor, Optional[Tensor]], Tuple[Tensor, Tensor]]
-
-
-@dataclass(frozen=True)
-class ObjectiveSettings:
-    """Weights and forms of the objective's terms (see :mod:`captum_maskopt.objective`)."""
-
-    sufficiency_weight: float = 1.0
-    comprehensiveness_weight: float = 1.0
-    comprehensiveness_form: str = "log"
-    comprehensiveness_margin: float = 0.1
-    compactness_weight: float = 1.0
-    target_kept_fraction: Optional[float] = None
-    smoothness_weight: float = 1.2
-    total_variation_weight: float = 0.0
-
-
-@dataclass(frozen=True)
-class OptimizerSettings:
-    """Adam, the stopping rule and the robustness noise."""
-
-    n_steps: int = 200
-    learning_rate: float = 0.1
-    noise_std: float = 0.03
-    flip_fraction: float = 0.05
-    check_every: int = 10
-    tolerance: float = 0.01
-    # Return the mean mask over the steps taken instead of the final one.
-    path_average: bool = False
-    seed: int = 0
 
 
 @dataclass
@@ -154,8 +127,9 @@ class _NoiseSchedule:
     """Hands out each step's noise, computed a block of steps at a time so that a step
     costs one addition and one clamp."""
 
-    def __init__(self, settings: "OptimizerSettings", n_groups: int, like: Tensor) -> None:
+    def __init__(self, settings: MaskOptimizationSettings, seed: int, n_groups: int, like: Tensor) -> None:
         self.settings = settings
+        self.seed = seed
         self.n_groups = n_groups
         self.like = like
         self.enabled = settings.noise_std > 0 or settings.flip_fraction > 0
@@ -169,53 +143,11 @@ class _NoiseSchedule:
             size = min(_NOISE_BLOCK_STEPS, self.settings.n_steps - step)
             self.block_start = step
             self.block = noise_block(
-                self.n_groups, step, size, self.settings.seed, self.like.device,
+                self.n_groups, step, size, self.seed, self.like.device,
                 self.like.dtype, self.settings.noise_std, self.settings.flip_fraction,
             )
         shift, lower, upper = (part[step - self.block_start] for part in self.block)
         return torch.clamp(mask + shift, lower, upper)
-
-
-def _objective(
-    keep: Tensor,
-    remove: Tensor,
-    evaluation: MaskEvaluation,
-    shares: Tensor,
-    grid: Optional[Tuple[int, int]],
-    settings: ObjectiveSettings,
-) -> Tensor:
-    """The per-example loss; ``keep``/``remove`` are ``(K, n)``, averaged over baselines.
-
-    Weights of zero skip their term and weights of one skip the multiplication: this
-    runs at every step."""
-
-    def weighted(weight: float, term: Tensor) -> Tensor:
-        return term if weight == 1.0 else weight * term
-
-    mask = evaluation.values
-    loss = weighted(settings.sufficiency_weight, obj.sufficiency_loss(keep).mean(0))
-    if settings.comprehensiveness_weight:
-        loss = loss + weighted(
-            settings.comprehensiveness_weight,
-            obj.comprehensiveness_loss(
-                remove, settings.comprehensiveness_form, settings.comprehensiveness_margin
-            ).mean(0),
-        )
-    if settings.compactness_weight:
-        kept = obj.kept_fraction(mask, shares)
-        loss = loss + weighted(
-            settings.compactness_weight,
-            obj.compactness_loss(kept, settings.target_kept_fraction),
-        )
-    if settings.smoothness_weight and evaluation.kernel_width is not None:
-        loss = loss + weighted(settings.smoothness_weight, evaluation.kernel_width)
-    if settings.total_variation_weight:
-        variation = evaluation.total_variation
-        if variation is None and grid is not None:
-            variation = obj.total_variation_loss(mask.view(-1, *grid))
-        if variation is not None:
-            loss = loss + weighted(settings.total_variation_weight, variation)
-    return loss
 
 
 class _Adam:
@@ -262,14 +194,44 @@ class _Adam:
             params[name][rows] = params[name][rows] - update
 
 
+class _ActiveRows:
+    """The examples still being optimized: all of them (``rows`` None, whole-tensor
+    operations: every step until the first example stops) or the subset ``rows``."""
+
+    def __init__(self, n_examples: int, device: torch.device) -> None:
+        self.n_examples = n_examples
+        self.device = device
+        self.rows: Optional[Tensor] = None
+
+    def take(self, tensor: Tensor) -> Tensor:
+        """The active rows of a per-example tensor."""
+        return tensor if self.rows is None else tensor[self.rows]
+
+    def add_to(self, total: Tensor, values: "Tensor | int") -> None:
+        """``total[active] += values``, in place."""
+        if self.rows is None:
+            total += values
+        else:
+            total[self.rows] += values
+
+    def put(self, target: Tensor, values: Tensor) -> None:
+        """``target[active] = values``, in place."""
+        if self.rows is None:
+            target.copy_(values)
+        else:
+            target[self.rows] = values
+
+    def indices(self) -> Tensor:
+        return torch.arange(self.n_examples, device=self.device) if self.rows is None else self.rows
+
+
 def optimize_masks(
     predict: Predict,
     parametrization: MaskParametrization,
-    group_sizes: Tensor,
-    pinned: Tensor,
-    grid: Optional[Tuple[int, int]],
-    objective: ObjectiveSettings,
-    optimizer: OptimizerSettings,
+    groups: FeatureGroups,
+    objective: Objective,
+    settings: MaskOptimizationSettings,
+    seed: int,
     progress: Optional[Callable[[int], None]] = None,
 ) -> Tuple[Tensor, OptimizationRecord]:
     """Optimize one mask per example.
@@ -277,98 +239,81 @@ def optimize_masks(
     Args:
         predict: maps mask values of a subset of rows to keep/remove target
             probabilities (see ``Predict``).
-        parametrization: the mask parametrization, sized for ``G`` groups.
-        group_sizes: ``(N, G)`` input elements per group, zero where pinned or absent.
-        pinned: ``(N, G)`` bool, groups fixed to "removed" (mask 0).
-        grid: ``(H, W)`` when the groups are pixel locations, for total variation.
-        objective: the objective's weights.
-        optimizer: steps, learning rate, stopping and noise.
+        parametrization: the mask parametrization, sized for the ``G`` groups.
+        groups: the feature groups: ``(N, G)`` sizes (zero where pinned or absent),
+            pins, and the pixel grid for total variation.
+        objective: the weighted terms of the loss.
+        settings: steps, learning rate, stopping, noise and ``path_average``.
+        seed: the robustness noise's seed (``settings.seed`` resolved).
         progress: called with the number of steps done after each step.
 
     Returns:
         The final masks ``(N, G)`` (no noise, pinned groups 0), or with
-        ``optimizer.path_average`` their mean over each example's steps, and the record.
+        ``settings.path_average`` their mean over each example's steps, and the record.
     """
-    n_examples = group_sizes.shape[0]
-    device, dtype = group_sizes.device, group_sizes.dtype
-    shares = obj.group_shares(group_sizes)
+    sizes, pinned, grid = groups.sizes, groups.pinned, groups.grid
+    n_examples = sizes.shape[0]
+    device, dtype = sizes.device, sizes.dtype
+    shares = group_shares(sizes)
     params = parametrization.init_params(n_examples, device, dtype)
-    adam = _Adam(params, optimizer.learning_rate)
-    noise = _NoiseSchedule(optimizer, parametrization.n_groups, group_sizes)
-    with_variation = objective.total_variation_weight > 0
+    adam = _Adam(params, settings.learning_rate)
+    noise = _NoiseSchedule(settings, seed, parametrization.n_groups, sizes)
+    with_variation = objective.needs_total_variation
     steps_taken = torch.zeros(n_examples, dtype=torch.long, device=device)
     converged = torch.zeros(n_examples, dtype=torch.bool, device=device)
-    rows: Optional[Tensor] = None  # None: every example is still active
+    active = _ActiveRows(n_examples, device)
     last_checked = parametrization.mask(params, pinned).masked_fill(pinned, 0.0)
     # Summed per example over its own steps, so a stopped example's average does not
     # depend on how long the others in its batch keep going.
-    path_sum = torch.zeros_like(last_checked) if optimizer.path_average else None
+    path_sum = torch.zeros_like(last_checked) if settings.path_average else None
 
-    for step in range(optimizer.n_steps):
-        if rows is None:
-            active = {k: v.detach().requires_grad_() for k, v in params.items()}
-            row_shares, fixed = shares, pinned
-        else:
-            active = {k: v[rows].requires_grad_() for k, v in params.items()}
-            row_shares, fixed = shares[rows], pinned[rows]
-        evaluation = parametrization.evaluate(active, fixed, with_variation)
+    for step in range(settings.n_steps):
+        tracked = {k: active.take(v).detach().requires_grad_() for k, v in params.items()}
+        fixed = active.take(pinned)
+        evaluation = parametrization.evaluate(tracked, fixed, with_variation)
         # Pinned groups are zeroed in the views only: the objective's terms give them
         # no weight (their size is 0), so the clean mask needs no extra operation.
         noisy = noise.apply(evaluation.values, step).masked_fill(fixed, 0.0)
         if path_sum is not None:
             # Pinned groups are zeroed once, after the loop.
-            if rows is None:
-                path_sum += evaluation.values.detach()
-            else:
-                path_sum[rows] += evaluation.values.detach()
-        keep, remove = predict(noisy, rows)
-        loss = _objective(keep, remove, evaluation, row_shares, grid, objective)
-        grads = list(torch.autograd.grad(loss.sum(), list(active.values())))
+            active.add_to(path_sum, evaluation.values.detach())
+        keep, remove = predict(noisy, active.rows)
+        loss = objective(ObjectiveState(keep, remove, evaluation, active.take(shares), grid))
+        grads = list(torch.autograd.grad(loss.sum(), list(tracked.values())))
+        active.add_to(steps_taken, 1)
         with torch.no_grad():
-            if rows is None:
+            if active.rows is None:
                 adam.step_all(params, grads, step + 1)
             else:
-                steps_taken[rows] += 1
-                adam.step_rows(params, grads, rows, steps_taken[rows])
+                adam.step_rows(params, grads, active.rows, steps_taken[active.rows])
         if progress is not None:
             progress(step + 1)
 
-        is_check = (step + 1) % optimizer.check_every == 0 and step + 1 < optimizer.n_steps
-        if is_check:
+        if (step + 1) % settings.check_every == 0 and step + 1 < settings.n_steps:
             with torch.no_grad():
-                if rows is None:
-                    steps_taken.fill_(step + 1)
                 current = evaluation.values.detach().masked_fill(fixed, 0.0)
-                previous = last_checked if rows is None else last_checked[rows]
-                settled = (current - previous).abs().amax(dim=1) < optimizer.tolerance
-                if rows is None:
-                    last_checked = current
-                    all_rows = torch.arange(n_examples, device=device)
-                else:
-                    last_checked[rows] = current
-                    all_rows = rows
+                settled = (current - active.take(last_checked)).abs().amax(dim=1) < settings.tolerance
+                active.put(last_checked, current)
                 # One device-to-host sync per check, not per step.
                 if bool(settled.any()):
-                    converged[all_rows[settled]] = True
-                    remaining = all_rows[~settled]
+                    rows = active.indices()
+                    converged[rows[settled]] = True
+                    remaining = rows[~settled]
                     if remaining.numel() == 0:
                         break
-                    rows = remaining
-    else:
-        if rows is None:
-            steps_taken.fill_(optimizer.n_steps)
+                    active.rows = remaining
 
     with torch.no_grad():
         evaluation = parametrization.evaluate(params, pinned, with_variation)
         final = evaluation.values.masked_fill(pinned, 0.0)
         keep, remove = predict(final, None)
-        loss = _objective(keep, remove, evaluation, shares, grid, objective)
+        loss = objective(ObjectiveState(keep, remove, evaluation, shares, grid))
         record = OptimizationRecord(
             steps=steps_taken,
             converged=converged,
             keep_probability=keep.mean(0),
             remove_probability=remove.mean(0),
-            kept_fraction=obj.kept_fraction(final, shares),
+            kept_fraction=kept_fraction(final, shares),
             loss=loss,
         )
         if path_sum is not None:

@@ -12,6 +12,10 @@ together with its smoothness terms. Three are provided:
 * :class:`SmoothMask2D`: the same construction in 2-D over a coarse grid of cells,
   upsampled bilinearly to the full image, for pixel groups of images.
 
+:data:`PARAMETRIZATIONS` files them under the names ``attribute()`` accepts; a
+parametrization is also accepted as an object, or as a factory ``(groups, settings)
+-> MaskParametrization`` for masks whose size depends on the input.
+
 Everything here runs at every optimization step, so each evaluation is kept to few
 tensor operations: distances and the total-variation operator are built once.
 """
@@ -20,15 +24,24 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_maskopt.features import FeatureGroups
 from captum_maskopt.objective import kernel_width_loss
+from captum_maskopt.registry import Registry
+
+if TYPE_CHECKING:
+    from captum_maskopt.settings import MaskOptimizationSettings
 
 __all__ = [
+    "PARAMETRIZATIONS",
+    "ParametrizationFactory",
+    "ParametrizationChoice",
+    "resolve_parametrization",
     "MaskEvaluation",
     "MaskParametrization",
     "FreeLogitMask",
@@ -257,3 +270,58 @@ class SmoothMask2D(MaskParametrization):
             coarse.view(-1, 1, *self.coarse), size=self.grid, mode="bilinear", align_corners=False
         )
         return MaskEvaluation(full.reshape(full.shape[0], self.n_groups), width_loss, variation)
+
+
+# --------------------------------------------------------------------------- by name
+
+#: Builds a parametrization for the feature groups of one chunk of a batch.
+ParametrizationFactory = Callable[[FeatureGroups, "MaskOptimizationSettings"], MaskParametrization]
+ParametrizationChoice = Union[str, MaskParametrization, ParametrizationFactory]
+PARAMETRIZATIONS: Registry[ParametrizationFactory] = Registry("parametrization")
+
+
+@PARAMETRIZATIONS.register("logits")
+def _free_logits(groups: FeatureGroups, settings: "MaskOptimizationSettings") -> MaskParametrization:
+    return FreeLogitMask(groups.n_groups)
+
+
+@PARAMETRIZATIONS.register("gaussian1d")
+def _gaussian_kernels(groups: FeatureGroups, settings: "MaskOptimizationSettings") -> MaskParametrization:
+    return GaussianKernelMask1D(groups.n_groups)
+
+
+@PARAMETRIZATIONS.register("smooth2d")
+def _smooth_grid(groups: FeatureGroups, settings: "MaskOptimizationSettings") -> MaskParametrization:
+    if groups.grid is None:
+        raise ValueError(
+            "parametrization='smooth2d' needs the default pixel groups of a single "
+            "(N, C, H, W) tensor (no feature_mask)"
+        )
+    return SmoothMask2D(groups.grid, cell_size=settings.cell_size_for(groups.grid))
+
+
+def resolve_parametrization(
+    choice: ParametrizationChoice, groups: FeatureGroups, settings: "MaskOptimizationSettings"
+) -> MaskParametrization:
+    """The parametrization for ``choice``: a registered name, ``"auto"`` (the smooth
+    2-D mask for the pixel groups of one image tensor, the Gaussian-kernel mask for one
+    sequence, free logits otherwise), an object, or a factory."""
+    if isinstance(choice, str):
+        if choice == "auto":
+            choice = "smooth2d" if groups.grid else "gaussian1d" if groups.sequence else "logits"
+        parametrization = PARAMETRIZATIONS[choice](groups, settings)
+    elif isinstance(choice, MaskParametrization):
+        parametrization = choice
+    else:
+        parametrization = choice(groups, settings)
+        if not isinstance(parametrization, MaskParametrization):
+            raise TypeError(
+                "parametrization factory must return a MaskParametrization, got "
+                f"{type(parametrization).__name__}"
+            )
+    if parametrization.n_groups != groups.n_groups:
+        raise ValueError(
+            f"parametrization has {parametrization.n_groups} groups but the input has "
+            f"{groups.n_groups} feature groups"
+        )
+    return parametrization

@@ -28,17 +28,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
+from captum_maskopt.text.checkpoint import results_of
 from captum_maskopt.text.compare import METRICS
-
-
-def _results(path: Path) -> List[Dict[str, Any]]:
-    results = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            results.append(json.loads(line)["result"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a line cut short when a run was stopped
-    return results
 
 
 def _texts(result: Dict[str, Any]) -> Tuple[str, ...]:
@@ -49,7 +40,7 @@ def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
     """``{"methods": {name: {"documents": n, metric: mean}}, "shortcut_first_rank":
     {name: {"examples": n, "rate": r}}}`` from the file's complete lines; with
     ``common``, the methods' means only over the batches that all of them finished."""
-    results = _results(path)
+    results = results_of(path)
     batches = [r for r in results if "hits" not in r]
     if common:
         done: Dict[str, Set[Tuple[str, ...]]] = defaultdict(set)
@@ -88,7 +79,7 @@ def _shared_batches(
     """The totals of ``method`` and of ``other`` on each batch that both finished (the
     same documents), in the same order, and each batch's number of documents."""
     totals: Dict[str, Dict[Tuple[str, ...], Dict[str, float]]] = defaultdict(dict)
-    for result in _results(path):
+    for result in results_of(path):
         if "hits" not in result and result.get("method") in (method, other):
             totals[result["method"]][_texts(result)] = result["totals"]
     shared = sorted(set(totals[method]) & set(totals[other]))

@@ -518,7 +518,7 @@ def test_softmax_over_a_single_output(output, target):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("n_steps", [0, -1, 1.5, "5", True, None])
+@pytest.mark.parametrize("n_steps", [0, -1, 1.5, "5", True])
 def test_invalid_n_steps(kind, n_steps, mlp):
     x = _x()
     explainer = _explainer(kind, mlp)
@@ -558,7 +558,7 @@ def test_negative_or_nan_weights(kind, name, value, mlp):
     explainer = _explainer(kind, mlp)
     assert_rejected(
         lambda: explainer.attribute(x, target=0, n_steps=N_STEPS, **{name: value}),
-        ValueError, rf"{name} must be a finite number >= 0", mlp, x, layer=mlp[0],
+        ValueError, rf"{name} must be (None or )?a finite number >= 0", mlp, x, layer=mlp[0],
     )
 
 
@@ -569,7 +569,7 @@ def test_flip_fraction_out_of_range(kind, flip_fraction, mlp):
     explainer = _explainer(kind, mlp)
     assert_rejected(
         lambda: explainer.attribute(x, target=0, n_steps=N_STEPS, flip_fraction=flip_fraction),
-        ValueError, r"flip_fraction must be in \[0, 0\.5\)", mlp, x, layer=mlp[0],
+        ValueError, r"flip_fraction must be a number in \[0, 0\.5\)", mlp, x, layer=mlp[0],
     )
 
 
@@ -577,10 +577,10 @@ def test_flip_fraction_out_of_range(kind, flip_fraction, mlp):
     "name, value, match",
     [
         ("check_every", 0, r"check_every must be an integer >= 1"),
-        ("comprehensiveness", "linear", r"comprehensiveness must be 'log' or 'hinge'"),
-        ("comprehensiveness_margin", 1.0, r"comprehensiveness_margin must be in \[0, 1\)"),
-        ("target_kept_fraction", 0.0, r"target_kept_fraction must be None or in \(0, 1\)"),
-        ("target_kept_fraction", 1.5, r"target_kept_fraction must be None or in \(0, 1\)"),
+        ("comprehensiveness", "linear", r"comprehensiveness must be one of \('log', 'hinge'\)"),
+        ("comprehensiveness_margin", 1.0, r"comprehensiveness_margin must be a number in \[0, 1\)"),
+        ("target_kept_fraction", 0.0, r"target_kept_fraction must be None or a number in \(0, 1\)"),
+        ("target_kept_fraction", 1.5, r"target_kept_fraction must be None or a number in \(0, 1\)"),
         ("probability", "logsoftmax", r"probability must be one of"),
         ("internal_batch_size", 0, r"internal_batch_size must be None or an integer >= 1"),
     ],

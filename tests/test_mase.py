@@ -5,7 +5,7 @@ import torch
 from captum.attr import LayerIntegratedGradients
 from torch import nn
 
-from captum_maskopt.attr._mase import LayerMASE
+from captum_maskopt.text.mase import LayerMASE
 
 
 class TokenModel(nn.Module):

@@ -182,7 +182,7 @@ def _record_methods_run(monkeypatch) -> list:
 def test_other_mask_settings_rerun_mask_optimization_and_reuse_the_peers(
     sentiment, documents, tmp_path, monkeypatch
 ):
-    from captum_maskopt.text import compare
+    from captum_maskopt.text import checkpoint, compare
     from captum_maskopt.text.integration import TextExplainer
 
     explainer = TextExplainer(*sentiment)
@@ -202,8 +202,8 @@ def test_other_mask_settings_rerun_mask_optimization_and_reuse_the_peers(
     summary = load_script("summarize_checkpoint").summarize(path)["methods"]
     assert set(summary) == {
         "InputXGradient",
-        compare._logged_name("MaskOptimization", {"n_steps": 3}),
-        compare._logged_name("MaskOptimization", {"n_steps": 4}),
+        checkpoint.method_name("MaskOptimization", {"n_steps": 3}),
+        checkpoint.method_name("MaskOptimization", {"n_steps": 4}),
     }
     assert all(row["documents"] == 2 for row in summary.values())
 
@@ -232,22 +232,22 @@ def test_new_text_settings_rerun_mask_optimization_and_reuse_the_peers(
 
 
 def test_mask_optimization_is_named_by_its_difference_from_the_reference(monkeypatch):
-    from captum_maskopt.text import compare, integration
+    from captum_maskopt.text import checkpoint, integration
 
-    monkeypatch.setattr(integration, "TEXT_SETTINGS", dict(compare._CHECKPOINT_REFERENCE_SETTINGS))
-    assert compare._logged_name("MaskOptimization", None) == "MaskOptimization"
-    assert compare._logged_name("MaskOptimization", {"path_average": True}) == "MaskOptimization"
-    assert compare._logged_name("Lime", {"n_steps": 9}) == "Lime"
+    monkeypatch.setattr(integration, "TEXT_SETTINGS", dict(checkpoint.REFERENCE_SETTINGS))
+    assert checkpoint.method_name("MaskOptimization", None) == "MaskOptimization"
+    assert checkpoint.method_name("MaskOptimization", {"path_average": True}) == "MaskOptimization"
+    assert checkpoint.method_name("Lime", {"n_steps": 9}) == "Lime"
     # A method default given explicitly is the same run as leaving it out.
-    assert compare._logged_name("MaskOptimization", {"comprehensiveness": "log"}) == "MaskOptimization"
+    assert checkpoint.method_name("MaskOptimization", {"comprehensiveness": "log"}) == "MaskOptimization"
     monkeypatch.setattr(integration, "TEXT_SETTINGS", {
         "target_kept_fraction": 0.05, "comprehensiveness": "hinge",
     })
     # A reference setting left out is named by the method's default.
-    assert compare._logged_name("MaskOptimization", {"n_steps": 9}) == (
+    assert checkpoint.method_name("MaskOptimization", {"n_steps": 9}) == (
         'MaskOptimization {"comprehensiveness": "hinge", "n_steps": 9, "path_average": false}'
     )
-    assert compare._logged_name(
+    assert checkpoint.method_name(
         "MaskOptimization", {"comprehensiveness": "log", "path_average": True}
     ) == "MaskOptimization"
 

@@ -90,23 +90,25 @@ def test_compare_text_rejects_unknown_methods():
 
 
 def test_compare_text_mask_settings_override_text_settings(tmp_path, monkeypatch):
-    from captum_maskopt.text import TEXT_SETTINGS, peers
+    from captum_maskopt.text import TEXT_SETTINGS, integration
 
+    expected = {**TEXT_SETTINGS, "target_kept_fraction": 0.2, "comprehensiveness": "hinge"}
     seen = []
-    original = peers._mask_optimization
 
-    def recording(explainer, encoding, targets, settings):
-        seen.append(dict(settings))
-        return original(explainer, encoding, targets, {**settings, "n_steps": 2})
+    class Recording(integration.LayerMaskOptimization):
+        """Records the settings the text comparison's MaskOptimization runs with."""
 
-    monkeypatch.setattr(peers, "_mask_optimization", recording)
+        def attribute(self, *args, **kwargs):
+            seen.append({name: kwargs[name] for name in expected})
+            return super().attribute(*args, **{**kwargs, "n_steps": 2})
+
+    monkeypatch.setattr(integration, "LayerMaskOptimization", Recording)
     json_path = tmp_path / "r.json"
     assert main([
         "compare", "text", "--snippets", "1", "--paragraphs", "0", "--shortcut", "0",
         "--methods", "MaskOptimization", "--mask-setting", "target_kept_fraction=0.2",
         "--mask-setting", "comprehensiveness=hinge", "--json", str(json_path), "--quiet",
     ]) == 0
-    expected = {**TEXT_SETTINGS, "target_kept_fraction": 0.2, "comprehensiveness": "hinge"}
     assert seen == [expected]
     assert json.loads(json_path.read_text())["config"]["mask_optimization_settings"] == expected
 

@@ -3,21 +3,28 @@ whose inputs cannot be interpolated, such as token ids."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 from captum.attr import LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_maskopt._features import FeatureGroups, build_feature_groups, check_feature_mask
-from captum_maskopt.attr import _common as common
 from captum_maskopt.attr._layer_switch import LayerSwitch
-from captum_maskopt.attr._run import masks_to_attributions, optimize_chunk
+from captum_maskopt.attr._mask_optimization import AttributionResult, MaskOptimization, _Problem
 from captum_maskopt.baselines import format_baselines
-from captum_maskopt.optimization import OptimizationRecord
-
-TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+from captum_maskopt.features import check_feature_mask
+from captum_maskopt.formatting import (
+    TargetForm,
+    TensorOrTuple,
+    check_inputs,
+    format_additional_forward_args,
+    format_optional_like,
+    format_pinned,
+    format_tensor_tuple,
+)
+from captum_maskopt.guard import preserved_caller_state
+from captum_maskopt.settings import SettingsChoice, resolve_settings, with_settings_doc
 
 
 class LayerMaskOptimization(LayerAttribution):
@@ -31,10 +38,14 @@ class LayerMaskOptimization(LayerAttribution):
     right. Hooks replace the layer's output with the keep and remove views at every step
     and are removed afterwards, also when an error occurs.
 
-    The objective, parametrizations and settings are those of
-    :class:`~captum_maskopt.MaskOptimization`; the attributions have the shape of the
-    layer's output (or input), one mask value per group (by default per position of an
-    ``(N, T, D)`` tensor) repeated over the rest.
+    It is :class:`~captum_maskopt.MaskOptimization` run over the layer's recorded
+    tensors, with a forward function that feeds the views into the model through a
+    :class:`~captum_maskopt.attr.LayerSwitch`: the objective, parametrizations and
+    settings are the same, and so is the choice of mask for the layer's tensor (the
+    smooth 2-D mask for the ``(N, C, H, W)`` output of a convolution, the
+    Gaussian-kernel mask for an ``(N, T, D)`` sequence). The attributions have the
+    shape of the layer's output (or input), one mask value per group (by default per
+    position) repeated over the rest.
 
     Examples::
 
@@ -80,40 +91,24 @@ class LayerMaskOptimization(LayerAttribution):
         return False
 
     @log_usage()
-    @common.with_settings_doc
+    @with_settings_doc
     def attribute(
         self,
         inputs: TensorOrTuple,
         baselines: Any = None,
-        target: common.TargetForm = None,
+        target: TargetForm = None,
         additional_forward_args: Any = None,
         feature_mask: Optional[TensorOrTuple] = None,
-        n_steps: int = common.DEFAULT_N_STEPS,
+        n_steps: Optional[int] = None,
         *,
+        settings: SettingsChoice = None,
         attribute_to_layer_input: bool = False,
         pinned_features: Optional[TensorOrTuple] = None,
         internal_batch_size: Optional[int] = None,
         return_record: bool = False,
         show_progress: bool = False,
-        learning_rate: float = 0.1,
-        parametrization: str = "auto",
-        probability: str = "softmax",
-        sufficiency_weight: float = 1.0,
-        comprehensiveness_weight: float = 1.0,
-        comprehensiveness: str = "log",
-        comprehensiveness_margin: float = 0.1,
-        compactness_weight: float = 1.0,
-        target_kept_fraction: Optional[float] = None,
-        smoothness_weight: float = 1.2,
-        total_variation_weight: Optional[float] = None,
-        noise_std: float = 0.03,
-        flip_fraction: float = 0.05,
-        check_every: int = 10,
-        tolerance: float = 0.01,
-        path_average: bool = False,
-        seed: Optional[int] = 0,
-        autocast: bool = False,
-    ) -> Union[TensorOrTuple, Tuple[TensorOrTuple, OptimizationRecord]]:
+        **setting_overrides: Any,
+    ) -> AttributionResult:
         r"""
         Optimize one mask per example over the layer's tensor and return it.
 
@@ -134,9 +129,11 @@ class LayerMaskOptimization(LayerAttribution):
                         over the *layer's* tensor(s), with their number of dimensions,
                         each dimension 1 or the tensor's size, e.g. ``(N, T, 1)`` word
                         ids to group word pieces. Default: one group per position of
-                        an ``(N, T, D)`` tensor.
-            n_steps (int, optional): the maximum number of optimization steps.
-                        Default: {n_steps}
+                        an ``(N, T, D)`` tensor, per location of an ``(N, C, H, W)``
+                        one.
+            settings (str or MaskOptimizationSettings, optional): the settings as one
+                        object or a preset name, as in
+                        :meth:`MaskOptimization.attribute`. Default: None
             attribute_to_layer_input (bool, optional): mask the layer's (floating
                         point) input instead of its output, as in Captum's layer
                         methods. Default: False
@@ -146,7 +143,8 @@ class LayerMaskOptimization(LayerAttribution):
                         whose layer values equal every baseline's (padding when the
                         baseline is padding) are pinned automatically. Default: None
             internal_batch_size (int, optional): optimize at most this many examples
-                        at a time. Default: None
+                        at a time; the layer's tensors are recorded for the whole
+                        batch in one pass without gradients. Default: None
             return_record (bool, optional): also return the
                         :class:`~captum_maskopt.OptimizationRecord`. Default: False
             show_progress (bool, optional): show a progress bar. Default: False
@@ -158,85 +156,40 @@ class LayerMaskOptimization(LayerAttribution):
             ``attribute_to_layer_input``; with ``return_record``, a pair
             (attributions, record).
         """
-        inputs_tuple, _ = common.format_tensor_tuple(inputs, "inputs")
-        n = common.check_inputs(inputs_tuple, "inputs", floating=False)
+        chosen = resolve_settings(settings, n_steps=n_steps, **setting_overrides)
+        inputs_tuple, _ = format_tensor_tuple(inputs, "inputs")
+        n = check_inputs(inputs_tuple, "inputs", floating=False)
         baseline_list = format_baselines(baselines, inputs_tuple)
-        args = common.format_additional_forward_args(additional_forward_args, n)
-        objective, optimizer = common.settings_from_arguments(
-            uses_grid=False, **common.settings_of(locals())
-        )
-        chunks = common.chunk_rows(n, internal_batch_size)
-
-        results: List[Tuple[Tensor, FeatureGroups]] = []
-        records: List[OptimizationRecord] = []
-        layer_tensors: List[Tuple[Tensor, ...]] = []
-        target_index: Optional[Tensor] = None
+        args = format_additional_forward_args(additional_forward_args, n)
         switch = LayerSwitch(self.layer, attribute_to_layer_input, self.device_ids)
         try:
-            with common.preserved_caller_state(self.forward_func), common.progress_bar(
-                show_progress, n_steps * len(chunks), "LayerMaskOptimization"
-            ) as progress:
-                for number, chunk in enumerate(chunks):
-                    chunk_inputs = common.slice_batch(inputs_tuple, n, chunk)
-                    chunk_args = common.slice_batch(args, n, chunk)
-                    original, masked = switch.record(
-                        lambda: self.forward_func(*chunk_inputs, *chunk_args)
-                    )
-                    masked = self._check_layer_tensors(
-                        masked, chunk_inputs[0].shape[0], attribute_to_layer_input
-                    )
-                    layer_baselines = []
-                    for baseline in baseline_list:
-                        full = tuple(
-                            b.expand_as(x) for b, x in zip(common.slice_batch(baseline, n, chunk), chunk_inputs)
-                        )
-                        _, recorded = switch.record(lambda: self.forward_func(*full, *chunk_args))
-                        layer_baselines.append(recorded)
-                    if number == 0:
-                        target_index = common.format_target(target, n, original.shape)
-                        # Shaped like the whole batch's layer tensors, without the memory.
-                        whole = tuple(t[:1].expand((n,) + t.shape[1:]) for t in masked)
-                        masks = common.format_optional_like(feature_mask, whole, "feature_mask")
-                        pins = common.format_pinned(pinned_features, whole)
-                        if masks is not None:
-                            check_feature_mask(masks, whole)
-                    chunk_target = common.chunk_target(target_index, chunk, original)
-                    common.check_output(original, chunk_inputs[0].shape[0], chunk_target, probability)
-                    groups = build_feature_groups(
-                        masked,
-                        None if masks is None else common.slice_batch(masks, n, chunk),
-                        layer_baselines,
-                        None if pins is None else common.slice_batch(pins, n, chunk),
-                    )
-
-                    def run_views(
-                        views: Tuple[Tensor, ...], rows: Optional[Tensor], copies: int,
-                        expand: common.BatchExpander = common.BatchExpander(
-                            chunk_inputs + chunk_args
-                        ),
-                    ) -> Tensor:
-                        switch.replacement = views
-                        try:
-                            return self.forward_func(*expand(rows, copies))
-                        finally:
-                            switch.replacement = None
-
-                    mask, record = optimize_chunk(
-                        masked, layer_baselines, groups, run_views, chunk_target,
-                        parametrization, 8, objective, optimizer, probability,
-                        autocast, progress,
-                    )
-                    results.append((mask, groups))
-                    records.append(record)
-                    layer_tensors.append(masked)
+            with preserved_caller_state(self.forward_func):
+                _, masked = switch.record(lambda: self.forward_func(*inputs_tuple, *args))
+                masked = self._check_layer_tensors(masked, n, attribute_to_layer_input)
+                layer_baselines = []
+                for baseline in baseline_list:
+                    full = tuple(b.expand_as(x) for b, x in zip(baseline, inputs_tuple))
+                    layer_baselines.append(switch.record(lambda: self.forward_func(*full, *args))[1])
+                masks = format_optional_like(feature_mask, masked, "feature_mask")
+                if masks is not None:
+                    check_feature_mask(masks, masked)
+                problem = _Problem(
+                    masked=masked,
+                    baselines=layer_baselines,
+                    target=target,
+                    additional_forward_args=inputs_tuple + args,
+                    feature_mask=masks,
+                    pinned=format_pinned(pinned_features, masked),
+                )
+                attributions, record = MaskOptimization(
+                    switch.substituting(self.forward_func, len(masked))
+                )._attribute_problem(
+                    problem, chosen, internal_batch_size, show_progress, "LayerMaskOptimization"
+                )
         finally:
             switch.remove()
-        like = tuple(torch.cat(parts) for parts in zip(*layer_tensors))
-        attributions = masks_to_attributions(results, like)
         output = attributions if switch.was_tuple else attributions[0]
-        if return_record:
-            return output, OptimizationRecord.concatenate(records)
-        return output
+        return (output, record) if return_record else output
 
     @staticmethod
     def _check_layer_tensors(

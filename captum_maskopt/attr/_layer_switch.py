@@ -1,6 +1,6 @@
 """A hook that records a layer's tensors or swaps in given ones: how the layer
-attribution and the text integration feed masked values into a model's own forward
-pass."""
+attribution, the text integration and the text peers feed new values into a model's
+own forward pass."""
 
 from __future__ import annotations
 
@@ -67,6 +67,21 @@ class LayerSwitch:
         if self.replacement is None:
             return None
         return swapped if isinstance(output, tuple) else swapped[0]
+
+    def substituting(self, forward_func: Callable[..., Any], count: int) -> Callable[..., Tensor]:
+        """A forward function whose first ``count`` arguments are the layer's new
+        tensors and the rest ``forward_func``'s arguments: it runs ``forward_func``
+        with the layer's tensors replaced by the given ones."""
+
+        def forward(*values: Any) -> Tensor:
+            self.replacement = tuple(values[:count])
+            try:
+                output: Tensor = forward_func(*values[count:])
+                return output
+            finally:
+                self.replacement = None
+
+        return forward
 
     def record(self, run: Callable[[], Any]) -> Tuple[Any, Tuple[Tensor, ...]]:
         """Run the model once, returning its output and the layer's tensors."""

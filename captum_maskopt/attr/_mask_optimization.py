@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 import torch
@@ -9,13 +10,51 @@ from captum.attr import PerturbationAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_maskopt._features import FeatureGroups, build_feature_groups, check_feature_mask
-from captum_maskopt.attr import _common as common
-from captum_maskopt.attr._run import masks_to_attributions, optimize_chunk
+from captum_maskopt.attr._views import build_predict, masks_to_attributions
 from captum_maskopt.baselines import format_baselines
-from captum_maskopt.optimization import OptimizationRecord
+from captum_maskopt.features import FeatureGroups, build_feature_groups, check_feature_mask
+from captum_maskopt.formatting import (
+    BatchExpander,
+    TargetForm,
+    TensorOrTuple,
+    check_inputs,
+    check_output,
+    chunk_rows,
+    chunk_target,
+    format_additional_forward_args,
+    format_optional_like,
+    format_pinned,
+    format_target,
+    format_tensor_tuple,
+    slice_batch,
+)
+from captum_maskopt.guard import preserved_caller_state, progress_bar
+from captum_maskopt.objective import Objective
+from captum_maskopt.optimization import OptimizationRecord, optimize_masks
+from captum_maskopt.parametrizations import SmoothMask2D, resolve_parametrization
+from captum_maskopt.settings import (
+    MaskOptimizationSettings,
+    SettingsChoice,
+    resolve_seed,
+    resolve_settings,
+    with_settings_doc,
+)
 
-TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+AttributionResult = Union[TensorOrTuple, Tuple[TensorOrTuple, OptimizationRecord]]
+
+
+@dataclass
+class _Problem:
+    """One call's formatted arguments: the tensors that are masked, the baselines
+    (a list of one tuple per baseline), the target as given, the arguments that follow
+    the masked tensors in a forward call, and the optional groups and pins."""
+
+    masked: Tuple[Tensor, ...]
+    baselines: List[Tuple[Tensor, ...]]
+    target: TargetForm
+    additional_forward_args: Tuple[Any, ...]
+    feature_mask: Optional[Tuple[Tensor, ...]]
+    pinned: Optional[Tuple[Tensor, ...]]
 
 
 class MaskOptimization(PerturbationAttribution):
@@ -66,40 +105,23 @@ class MaskOptimization(PerturbationAttribution):
         return False
 
     @log_usage()
-    @common.with_settings_doc
+    @with_settings_doc
     def attribute(
         self,
         inputs: TensorOrTuple,
         baselines: Any = None,
-        target: common.TargetForm = None,
+        target: TargetForm = None,
         additional_forward_args: Any = None,
         feature_mask: Optional[TensorOrTuple] = None,
-        n_steps: int = common.DEFAULT_N_STEPS,
+        n_steps: Optional[int] = None,
         *,
+        settings: SettingsChoice = None,
         pinned_features: Optional[TensorOrTuple] = None,
-        mask_cell_size: int = 8,
         internal_batch_size: Optional[int] = None,
         return_record: bool = False,
         show_progress: bool = False,
-        learning_rate: float = 0.1,
-        parametrization: str = "auto",
-        probability: str = "softmax",
-        sufficiency_weight: float = 1.0,
-        comprehensiveness_weight: float = 1.0,
-        comprehensiveness: str = "log",
-        comprehensiveness_margin: float = 0.1,
-        compactness_weight: float = 1.0,
-        target_kept_fraction: Optional[float] = None,
-        smoothness_weight: float = 1.2,
-        total_variation_weight: Optional[float] = None,
-        noise_std: float = 0.03,
-        flip_fraction: float = 0.05,
-        check_every: int = 10,
-        tolerance: float = 0.01,
-        path_average: bool = False,
-        seed: Optional[int] = 0,
-        autocast: bool = False,
-    ) -> Union[TensorOrTuple, Tuple[TensorOrTuple, OptimizationRecord]]:
+        **setting_overrides: Any,
+    ) -> AttributionResult:
         r"""
         Optimize one mask per example and return it as the attribution.
 
@@ -129,19 +151,19 @@ class MaskOptimization(PerturbationAttribution):
                         the same id share one mask value, also across tuple inputs.
                         Default: one group per pixel location for ``(N, C, H, W)``
                         inputs, per position for ``(N, T, D)``, per element otherwise.
-            n_steps (int, optional): the maximum number of optimization steps; an
-                        example stops earlier once its mask has settled.
-                        Default: {n_steps}
+            settings (str or MaskOptimizationSettings, optional): the method's
+                        settings as one object, or the name of a preset of
+                        :data:`~captum_maskopt.settings.PRESETS` (``"default"``,
+                        ``"paper"``); ``n_steps`` and the keyword settings below
+                        override single fields of it. Default: None (the defaults)
             pinned_features (bool Tensor or tuple, optional): broadcastable to the
                         inputs; a group whose elements are all True is fixed to
                         "removed" (attribution 0) and never optimized, e.g. padding.
                         Groups equal to every baseline are pinned automatically, since
                         masking them changes nothing. Default: None
-            mask_cell_size (int, optional): pixels per side of a cell of the smooth
-                        2-D mask; larger cells give blobbier masks. Default: 8
             internal_batch_size (int, optional): optimize at most this many examples
-                        at a time to bound memory; results do not change.
-                        Default: None (the whole batch)
+                        at a time to bound memory; an example's result does not depend
+                        on its chunk. Default: None (the whole batch)
             return_record (bool, optional): also return an
                         :class:`~captum_maskopt.OptimizationRecord` with each
                         example's steps, keep/remove target probabilities and kept
@@ -165,64 +187,81 @@ class MaskOptimization(PerturbationAttribution):
             >>> attributions = mo.attribute(
             ...     images, baselines=[0.0, 1.0, images.mean((2, 3), keepdim=True)],
             ...     target=labels)
+            >>> # the paper's settings, with fewer steps
+            >>> attributions = mo.attribute(images, target=labels, settings="paper", n_steps=300)
         """
-        inputs_tuple, is_tuple = common.format_tensor_tuple(inputs, "inputs")
-        n = common.check_inputs(inputs_tuple, "inputs", floating=True)
-        baseline_list = format_baselines(baselines, inputs_tuple)
-        masks = common.format_optional_like(feature_mask, inputs_tuple, "feature_mask")
-        pins = common.format_pinned(pinned_features, inputs_tuple)
-        args = common.format_additional_forward_args(additional_forward_args, n)
-        uses_grid = (
-            masks is None
-            and len(inputs_tuple) == 1
-            and inputs_tuple[0].dim() == 4
-            and parametrization in ("auto", "smooth2d")
-        )
-        objective, optimizer = common.settings_from_arguments(
-            uses_grid=uses_grid, **common.settings_of(locals())
-        )
+        chosen = resolve_settings(settings, n_steps=n_steps, **setting_overrides)
+        inputs_tuple, is_tuple = format_tensor_tuple(inputs, "inputs")
+        n = check_inputs(inputs_tuple, "inputs", floating=True)
+        masks = format_optional_like(feature_mask, inputs_tuple, "feature_mask")
         if masks is not None:
             check_feature_mask(masks, inputs_tuple)
-        chunks = common.chunk_rows(n, internal_batch_size)
+        problem = _Problem(
+            masked=inputs_tuple,
+            baselines=format_baselines(baselines, inputs_tuple),
+            target=target,
+            additional_forward_args=format_additional_forward_args(additional_forward_args, n),
+            feature_mask=masks,
+            pinned=format_pinned(pinned_features, inputs_tuple),
+        )
+        with preserved_caller_state(self.forward_func):
+            attributions, record = self._attribute_problem(
+                problem, chosen, internal_batch_size, show_progress
+            )
+        output = attributions if is_tuple else attributions[0]
+        return (output, record) if return_record else output
 
+    def _attribute_problem(
+        self,
+        problem: _Problem,
+        settings: MaskOptimizationSettings,
+        internal_batch_size: Optional[int],
+        show_progress: bool,
+        description: str = "MaskOptimization",
+    ) -> Tuple[Tuple[Tensor, ...], OptimizationRecord]:
+        """The chunk loop: optimize the masks of ``problem``'s examples, a chunk of at
+        most ``internal_batch_size`` at a time; ``forward_func`` receives the views of
+        the masked tensors followed by the additional forward arguments."""
+        n = problem.masked[0].shape[0]
+        seed = resolve_seed(settings.seed)
+        chunks = chunk_rows(n, internal_batch_size)
         results: List[Tuple[Tensor, FeatureGroups]] = []
         records: List[OptimizationRecord] = []
         target_index: Optional[Tensor] = None
-        with common.preserved_caller_state(self.forward_func), common.progress_bar(
-            show_progress, n_steps * len(chunks), "MaskOptimization"
-        ) as progress:
+        with progress_bar(show_progress, settings.n_steps * len(chunks), description) as progress:
             for number, chunk in enumerate(chunks):
-                chunk_inputs = common.slice_batch(inputs_tuple, n, chunk)
-                chunk_args = common.slice_batch(args, n, chunk)
+                masked = slice_batch(problem.masked, n, chunk)
+                args = slice_batch(problem.additional_forward_args, n, chunk)
                 with torch.no_grad():
-                    original = self.forward_func(*chunk_inputs, *chunk_args)
+                    original = self.forward_func(*masked, *args)
                 if number == 0:
-                    target_index = common.format_target(target, n, original.shape)
-                chunk_target = common.chunk_target(target_index, chunk, original)
-                common.check_output(original, chunk_inputs[0].shape[0], chunk_target, probability)
-                chunk_baselines = [common.slice_batch(b, n, chunk) for b in baseline_list]
+                    target_index = format_target(problem.target, n, original.shape)
+                rows_target = chunk_target(target_index, chunk, original)
+                check_output(original, masked[0].shape[0], rows_target, settings.probability)
+                baselines = [slice_batch(b, n, chunk) for b in problem.baselines]
                 groups = build_feature_groups(
-                    chunk_inputs,
-                    None if masks is None else common.slice_batch(masks, n, chunk),
-                    chunk_baselines,
-                    None if pins is None else common.slice_batch(pins, n, chunk),
+                    masked,
+                    None if problem.feature_mask is None else slice_batch(problem.feature_mask, n, chunk),
+                    baselines,
+                    None if problem.pinned is None else slice_batch(problem.pinned, n, chunk),
                 )
+                parametrization = resolve_parametrization(settings.parametrization, groups, settings)
+                objective = Objective(settings, isinstance(parametrization, SmoothMask2D))
 
                 def run_views(
                     views: Tuple[Tensor, ...], rows: Optional[Tensor], copies: int,
-                    expand_args: common.BatchExpander = common.BatchExpander(chunk_args),
+                    expand: BatchExpander = BatchExpander(args),
                 ) -> Tensor:
-                    return self.forward_func(*views, *expand_args(rows, copies))
+                    output: Tensor = self.forward_func(*views, *expand(rows, copies))
+                    return output
 
-                mask, record = optimize_chunk(
-                    chunk_inputs, chunk_baselines, groups, run_views, chunk_target,
-                    parametrization, mask_cell_size, objective, optimizer, probability,
-                    autocast, progress,
+                predict = build_predict(
+                    masked, baselines, groups, run_views, rows_target,
+                    settings.probability, settings.autocast,
+                )
+                mask, record = optimize_masks(
+                    predict, parametrization, groups, objective, settings, seed, progress
                 )
                 results.append((mask, groups))
                 records.append(record)
-        attributions = masks_to_attributions(results, inputs_tuple)
-        output = attributions if is_tuple else attributions[0]
-        if return_record:
-            return output, OptimizationRecord.concatenate(records)
-        return output
+        return masks_to_attributions(results, problem.masked), OptimizationRecord.concatenate(records)

@@ -26,10 +26,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from captum_maskopt.attr import LayerMaskOptimization, MaskOptimization
-from captum_maskopt.attr._layer_switch import LayerSwitch
+from captum_maskopt.attr import LayerMaskOptimization, LayerSwitch, MaskOptimization
 
-__all__ = ["TEXT_SETTINGS", "TextEncoding", "WordAttribution", "TextExplainer"]
+__all__ = ["TEXT_SETTINGS", "text_settings", "TextEncoding", "WordAttribution", "TextExplainer"]
 
 #: Settings of :meth:`TextExplainer.explain` beyond the method's own defaults, chosen on
 #: the packaged sentiment classifier (``docs/settings.md``): a budget of 5 % kept
@@ -42,7 +41,7 @@ __all__ = ["TEXT_SETTINGS", "TextEncoding", "WordAttribution", "TextExplainer"]
 TEXT_SETTINGS = {"target_kept_fraction": 0.05, "path_average": True, "comprehensiveness": "hinge"}
 
 
-def _with_text_settings(overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+def text_settings(overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The ``LayerMaskOptimization.attribute`` arguments a text explanation uses:
     :data:`TEXT_SETTINGS` with ``overrides`` on top."""
     return {**TEXT_SETTINGS, **(overrides or {})}
@@ -376,7 +375,7 @@ class TextExplainer:
             feature_mask=encoding.feature_mask(),
             pinned_features=encoding.special.unsqueeze(-1),
             return_record=True,
-            **_with_text_settings(attribute_kwargs),
+            **text_settings(attribute_kwargs),
         )
         if encoding.windowed:
             attributions, record = self._explain_windows(encoding, settings)
@@ -433,6 +432,7 @@ class TextExplainer:
         texts: Sequence[str],
         target: Union[None, int, Sequence[int], Tensor] = None,
         name: Optional[str] = None,
+        pad_baselines: bool = True,
         **attribute_kwargs: Any,
     ) -> List[WordAttribution]:
         """Word-level explanations from any Captum layer attribution, on the same
@@ -440,14 +440,17 @@ class TextExplainer:
         ``LayerIntegratedGradients``); token scores are its attributions summed over
         the hidden dimension, word scores the sum over the word's pieces. Texts longer
         than ``max_length`` tokens are truncated (with a warning): Captum's layer
-        methods see one window."""
+        methods see one window. With ``pad_baselines`` the method gets the pad ids as
+        ``baselines`` (leave it off for methods without baselines, such as
+        ``LayerGradientXActivation``)."""
         encoding = self.encode(texts)
         probabilities = self.predict(encoding)
         targets = self._targets(probabilities, target)
         method = attribution(self.forward, self.layer)
+        if pad_baselines:
+            attribute_kwargs = dict(attribute_kwargs, baselines=torch.full_like(encoding.input_ids, self.pad_id))
         attributions = method.attribute(
             encoding.input_ids,
-            baselines=torch.full_like(encoding.input_ids, self.pad_id),
             target=targets,
             additional_forward_args=(encoding.attention_mask,),
             **attribute_kwargs,
@@ -458,3 +461,57 @@ class TextExplainer:
         return self.word_attributions(
             encoding, token_scores, targets, probabilities, "sum", name or type(method).__name__
         )
+
+    def explain_with_perturbation(
+        self,
+        attribution: Callable[[Callable[..., Tensor]], Any],
+        texts: Sequence[str],
+        target: Union[None, int, Sequence[int], Tensor] = None,
+        name: Optional[str] = None,
+        **attribute_kwargs: Any,
+    ) -> List[WordAttribution]:
+        """Word-level explanations from a Captum perturbation method that works on
+        inputs only (``FeatureAblation``, ``Lime``, ``KernelShap``,
+        ``ShapleyValueSampling``), run on the embedding layer's *output*: the words are
+        its features (``feature_mask``), the pad-token embeddings its baseline, the
+        same removal as mask optimization's. ``attribution(forward)`` builds it, with
+        ``forward(embeddings, attention_mask)`` running the model on given embeddings.
+        Texts are explained one at a time, since Lime and KernelShap fit one surrogate
+        per call; word scores are the value of each word's pieces."""
+        encoding = self.encode(texts)
+        probabilities = self.predict(encoding)
+        targets = self._targets(probabilities, target)
+        switch = LayerSwitch(self.layer, False, None)
+        try:
+            _, embedded = switch.record(lambda: self.forward(encoding.input_ids, encoding.attention_mask))
+            _, baseline = switch.record(
+                lambda: self.forward(torch.full_like(encoding.input_ids, self.pad_id), encoding.attention_mask)
+            )
+            if len(embedded) != 1:
+                raise TypeError("layer must return one tensor to be perturbed")
+            # The ids only set the shapes: the layer's output is replaced.
+            method = attribution(switch.substituting(self._forward_placeholder_ids, 1))
+            feature_mask = encoding.feature_mask()
+            scores = []
+            for row in range(len(encoding.texts)):
+                one = slice(row, row + 1)
+                attributions = method.attribute(
+                    embedded[0][one],
+                    baselines=baseline[0][one],
+                    target=targets[one],
+                    additional_forward_args=(encoding.attention_mask[one],),
+                    feature_mask=feature_mask[one],
+                    **attribute_kwargs,
+                )
+                # One value per word, repeated over D and over the word's pieces.
+                scores.append(attributions.detach()[..., 0])
+        finally:
+            switch.remove()
+        return self.word_attributions(
+            encoding, torch.cat(scores), targets, probabilities, "mean", name or type(method).__name__
+        )
+
+    def _forward_placeholder_ids(self, attention_mask: Tensor) -> Tensor:
+        """The model on pad ids shaped like ``attention_mask``, for a forward pass whose
+        embedding output is substituted."""
+        return self.forward(torch.full_like(attention_mask, self.pad_id), attention_mask)

@@ -88,7 +88,7 @@ def compare_methods(
     model: nn.Module,
     images: Tensor,
     names: Sequence[str],
-    methods: Sequence[str] = PEERS,
+    methods: Sequence[str] = PEERS.names,
     batch_size: int = 4,
     layer: Optional[nn.Module] = None,
     regions: Optional[Mapping[str, Tensor]] = None,
@@ -104,7 +104,7 @@ def compare_methods(
         model: the classifier, ``(N, C, H, W)`` to logits, in evaluation mode.
         images: ``(N, C, H, W)`` model inputs.
         names: a name per image (e.g. the photo's).
-        methods: names from :data:`~captum_maskopt.vision.peers.PEERS`.
+        methods: names of :data:`~captum_maskopt.vision.peers.PEERS`.
             Default: all of them
         batch_size: images per attribution call. Default: 4
         layer: the layer Grad-CAM reads; needed when ``methods`` has

@@ -28,20 +28,21 @@ import torch
 from torch import Tensor, nn
 
 from captum_maskopt.attr import MaskOptimization
+from captum_maskopt.registry import Registry
 from captum_maskopt.vision.features import superpixel_mask
 from captum_maskopt.vision.metrics import pixel_map
 from captum_maskopt.vision.rise import RISE
 
-__all__ = ["PEERS", "pixel_attributions"]
+__all__ = ["PEERS", "ImagePeer", "pixel_attributions"]
 
-PEERS: Tuple[str, ...] = (
-    "MaskOptimization", "IntegratedGradients", "SmoothGrad", "Occlusion",
-    "FeatureAblation", "KernelShap", "LayerGradCam", "RISE",
-)
+#: ``peer(model, layer, images, targets, seed, mask_options)``: attributions shaped like
+#: ``images`` (or one channel); ``mask_options`` only concern MaskOptimization. A new
+#: peer is one registered function.
+ImagePeer = Callable[[nn.Module, Optional[nn.Module], Tensor, Tensor, int, Mapping[str, Any]], Tensor]
+PEERS: Registry[ImagePeer] = Registry("image method")
 
-Explain = Callable[[nn.Module, Optional[nn.Module], Tensor, Tensor, int, Mapping[str, Any]], Tensor]
 
-
+@PEERS.register("MaskOptimization")
 def _mask_optimization(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
@@ -49,6 +50,7 @@ def _mask_optimization(
     return MaskOptimization(model).attribute(images, target=targets, **{"seed": seed, **options})
 
 
+@PEERS.register("IntegratedGradients")
 def _integrated_gradients(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
@@ -60,6 +62,7 @@ def _integrated_gradients(
     )
 
 
+@PEERS.register("SmoothGrad")
 def _smoothgrad(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
@@ -73,6 +76,7 @@ def _smoothgrad(
     )
 
 
+@PEERS.register("Occlusion")
 def _occlusion(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
@@ -85,6 +89,7 @@ def _occlusion(
     )
 
 
+@PEERS.register("FeatureAblation")
 def _feature_ablation(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
@@ -96,6 +101,7 @@ def _feature_ablation(
     )
 
 
+@PEERS.register("KernelShap")
 def _kernel_shap(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
@@ -117,6 +123,7 @@ def _kernel_shap(
     return torch.cat(rows)
 
 
+@PEERS.register("LayerGradCam")
 def _grad_cam(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
@@ -129,23 +136,12 @@ def _grad_cam(
     return LayerAttribution.interpolate(coarse, tuple(images.shape[-2:]), "bilinear")
 
 
+@PEERS.register("RISE")
 def _rise(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
 ) -> Tensor:
     return RISE(model).attribute(images, target=targets, n_masks=1000, seed=seed)
-
-
-_METHODS: Dict[str, Explain] = {
-    "MaskOptimization": _mask_optimization,
-    "IntegratedGradients": _integrated_gradients,
-    "SmoothGrad": _smoothgrad,
-    "Occlusion": _occlusion,
-    "FeatureAblation": _feature_ablation,
-    "KernelShap": _kernel_shap,
-    "LayerGradCam": _grad_cam,
-    "RISE": _rise,
-}
 
 
 def pixel_attributions(
@@ -160,7 +156,7 @@ def pixel_attributions(
     """Explain ``images`` with method ``name`` and return one score per pixel.
 
     Args:
-        name: one of :data:`PEERS`.
+        name: a name of :data:`PEERS`.
         model: the classifier, ``(N, C, H, W)`` to logits, in evaluation mode.
         images: ``(N, C, H, W)`` model inputs.
         targets: ``(N,)`` the classes to explain.
@@ -175,12 +171,11 @@ def pixel_attributions(
     Returns:
         ``(N, H, W)`` per-pixel scores, higher meaning more important.
     """
-    if name not in _METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(PEERS)}")
+    explain = PEERS[name]
     if images.dim() != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
     targets = torch.as_tensor(targets).reshape(-1)
     if targets.shape[0] != images.shape[0]:
         raise ValueError(f"targets must hold one class per image ({images.shape[0]}), got {targets.shape[0]}")
-    attributions = _METHODS[name](model, layer, images, targets, seed, dict(mask_options or {}))
+    attributions = explain(model, layer, images, targets, seed, dict(mask_options or {}))
     return pixel_map(attributions)

@@ -12,9 +12,11 @@ from captum.attr import PerturbationAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_maskopt.attr import _common as common
+from captum_maskopt import formatting as common
+from captum_maskopt.guard import progress_bar
+from captum_maskopt.settings import resolve_seed
 from captum_maskopt.baselines import format_baselines
-from captum_maskopt.objective import class_probabilities
+from captum_maskopt.objective import PROBABILITY_FUNCTIONS, class_probabilities
 
 __all__ = ["RISE"]
 
@@ -110,12 +112,10 @@ class RISE(PerturbationAttribution):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0 < keep_probability <= 1:
             raise ValueError(f"keep_probability must be in (0, 1], got {keep_probability!r}")
-        if probability not in ("softmax", "sigmoid", "identity"):
-            raise ValueError(f"probability must be 'softmax', 'sigmoid' or 'identity', got {probability!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be None or an int, got {seed!r}")
+        if probability not in PROBABILITY_FUNCTIONS:
+            raise ValueError(f"probability must be one of {PROBABILITY_FUNCTIONS}, got {probability!r}")
         args = common.format_additional_forward_args(additional_forward_args, n)
-        grids, shifts = self._draw(n_masks, grid_size, keep_probability, seed)
+        grids, shifts = self._draw(n_masks, grid_size, keep_probability, resolve_seed(seed))
         height, width = inputs.shape[-2:]
 
         with torch.no_grad():
@@ -124,7 +124,7 @@ class RISE(PerturbationAttribution):
             common.check_output(original, n, target_index, probability)
             chunks = range(0, n_masks, perturbations_per_eval)
             saliency = torch.zeros(n, height, width, dtype=torch.float64, device=inputs.device)
-            with common.progress_bar(show_progress, len(chunks), "RISE") as progress:
+            with progress_bar(show_progress, len(chunks), "RISE") as progress:
                 for number, start in enumerate(chunks):
                     masks = self._masks(grids[start : start + perturbations_per_eval],
                                         shifts[start : start + perturbations_per_eval],
@@ -145,12 +145,12 @@ class RISE(PerturbationAttribution):
 
     @staticmethod
     def _draw(
-        n_masks: int, grid_size: int, keep_probability: float, seed: Optional[int]
+        n_masks: int, grid_size: int, keep_probability: float, seed: int
     ) -> Tuple[Tensor, Tensor]:
         """The random cells and crop offsets of all masks, drawn at once so that the
         masks do not depend on how many go through the model together."""
         generator = torch.Generator()
-        generator.manual_seed(int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else seed)
+        generator.manual_seed(seed)
         grids = (torch.rand(n_masks, 1, grid_size, grid_size, generator=generator) < keep_probability)
         shifts = torch.rand(n_masks, 2, generator=generator)
         return grids.to(torch.float32), shifts

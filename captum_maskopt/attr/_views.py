@@ -1,5 +1,5 @@
-"""One chunk of a batch through the mask optimization: the part both attribution
-classes share once they know which tensors are masked and how views reach the model."""
+"""From mask values to the model: the keep and remove views of one chunk of a batch,
+their target probabilities, and the group masks expanded back to the tensors' shapes."""
 
 from __future__ import annotations
 
@@ -9,16 +9,10 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from captum_maskopt._features import FeatureGroups
-from captum_maskopt.attr._common import resolve_parametrization, select_target
+from captum_maskopt.features import FeatureGroups
+from captum_maskopt.formatting import select_target
 from captum_maskopt.objective import class_probabilities
-from captum_maskopt.optimization import (
-    ObjectiveSettings,
-    OptimizationRecord,
-    OptimizerSettings,
-    Predict,
-    optimize_masks,
-)
+from captum_maskopt.optimization import Predict
 
 # run_views(views, rows, copies) -> model output for the stacked views. ``views`` has
 # one tensor per masked tensor, ``copies * n`` rows each (copy-major); ``rows`` selects
@@ -71,34 +65,6 @@ def build_predict(
         return selected[:n_baselines], selected[n_baselines:]
 
     return predict
-
-
-def optimize_chunk(
-    masked: Tuple[Tensor, ...],
-    baselines: List[Tuple[Tensor, ...]],
-    groups: FeatureGroups,
-    run_views: RunViews,
-    target: Optional[Tensor],
-    parametrization: str,
-    mask_cell_size: int,
-    objective: ObjectiveSettings,
-    optimizer: OptimizerSettings,
-    probability: str,
-    autocast: bool,
-    progress: Optional[Callable[[int], None]],
-) -> Tuple[Tensor, OptimizationRecord]:
-    """Optimize the masks of one chunk; returns group masks ``(n, G)`` and the record."""
-    predict = build_predict(masked, baselines, groups, run_views, target, probability, autocast)
-    return optimize_masks(
-        predict,
-        resolve_parametrization(parametrization, groups, mask_cell_size),
-        groups.sizes,
-        groups.pinned,
-        groups.grid,
-        objective,
-        optimizer,
-        progress,
-    )
 
 
 def masks_to_attributions(

@@ -12,8 +12,10 @@ from captum.attr import LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_maskopt.attr import _common as common
-from captum_maskopt.attr._layer_switch import LayerSwitch
+from captum_maskopt import formatting as common
+from captum_maskopt.attr import LayerSwitch
+from captum_maskopt.guard import preserved_caller_state
+from captum_maskopt.settings import resolve_seed
 from captum_maskopt.objective import class_probabilities
 
 TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
@@ -159,16 +161,13 @@ class LayerMASE(LayerAttribution):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if not isinstance(antithetic, bool):
             raise TypeError(f"antithetic must be True or False, got {antithetic!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be None or an int, got {seed!r}")
-        if seed is None:
-            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        seed = resolve_seed(seed)
         example_chunks = common.chunk_rows(n, internal_batch_size)
         row_chunks = common.chunk_rows(n * n_samples, internal_batch_size)
 
         switch = LayerSwitch(self.layer, False, self.device_ids)
         try:
-            with common.preserved_caller_state(self.forward_func), torch.no_grad():
+            with preserved_caller_state(self.forward_func), torch.no_grad():
                 outputs, layer_parts = [], []
                 for chunk in example_chunks:
                     chunk_inputs = common.slice_batch(inputs_tuple, n, chunk)

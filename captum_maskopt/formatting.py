@@ -1,0 +1,277 @@
+"""Captum's conventions for an ``attribute()`` call: inputs as a tensor or a tuple of
+tensors with the batch in dim 0, additional forward arguments expanded with the batch,
+targets in every form Captum accepts, outputs that reduce to one score per example,
+and the chunks of a batch. Shared by the attribution classes and the peers built on
+them (RISE, MASE)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "TargetForm", "TensorOrTuple", "format_tensor_tuple", "check_inputs",
+    "format_additional_forward_args", "BatchExpander", "expand_additional_forward_args",
+    "format_target", "check_output", "select_target", "chunk_rows", "slice_batch",
+    "chunk_target", "format_optional_like", "format_pinned",
+]
+
+TargetForm = Union[None, int, Tuple[int, ...], Tensor, List[Any]]
+TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+
+
+def format_tensor_tuple(
+    value: Union[Tensor, Tuple[Tensor, ...]], argument: str
+) -> Tuple[Tuple[Tensor, ...], bool]:
+    """``value`` as a tuple of tensors, and whether it was a tuple."""
+    is_tuple = isinstance(value, tuple)
+    values = value if is_tuple else (value,)
+    if not values:
+        raise ValueError(f"{argument} is an empty tuple; expected at least one tensor")
+    for i, v in enumerate(values):
+        if not isinstance(v, Tensor):
+            name = f"{argument}[{i}]" if is_tuple else argument
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
+    return values, is_tuple
+
+
+def check_inputs(inputs: Tuple[Tensor, ...], argument: str, floating: bool) -> int:
+    """Check batch sizes (and dtypes, finiteness); returns the batch size."""
+    name = (lambda i: argument) if len(inputs) == 1 else (lambda i: f"{argument}[{i}]")
+    n = None
+    for i, x in enumerate(inputs):
+        if x.dim() == 0:
+            raise ValueError(f"{name(i)} must have a batch dimension (dim 0), got a scalar")
+        if n is None:
+            n = x.shape[0]
+        elif x.shape[0] != n:
+            raise ValueError(
+                f"{name(i)} has batch size {x.shape[0]} but {name(0)} has {n}: every input "
+                "tensor needs the same batch size in dim 0"
+            )
+        if floating and not x.is_floating_point():
+            raise TypeError(
+                f"{name(i)} must be floating point to be masked, got {x.dtype}; for token "
+                "ids use LayerMaskOptimization on the embedding layer"
+            )
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name(i)} contains non-finite values (nan or inf)")
+    assert n is not None
+    if n == 0:
+        raise ValueError(f"{argument} has an empty batch (size 0 in dim 0)")
+    return n
+
+
+def format_additional_forward_args(args: Any, n: int) -> Tuple[Any, ...]:
+    """``additional_forward_args`` as a tuple; tensors with a batch dimension must have
+    the inputs' batch size, since they are expanded with the batch."""
+    if args is None:
+        return ()
+    args = args if isinstance(args, tuple) else (args,)
+    for i, arg in enumerate(args):
+        if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] != n:
+            raise ValueError(
+                f"additional_forward_args[{i}] has batch size {arg.shape[0]} in dim 0 but "
+                f"inputs have {n}: tensor arguments are expanded with the batch"
+            )
+    return args
+
+
+class BatchExpander:
+    """Expands batched arguments for the stacked views, caching the whole-batch case
+    (the common one: every step until examples start to stop)."""
+
+    def __init__(self, args: Tuple[Any, ...]) -> None:
+        self.args = args
+        self._whole: Optional[Tuple[int, Tuple[Any, ...]]] = None
+
+    def __call__(self, rows: Optional[Tensor], times: int) -> Tuple[Any, ...]:
+        if rows is not None:
+            return expand_additional_forward_args(self.args, rows, times)
+        if self._whole is None or self._whole[0] != times:
+            self._whole = (times, expand_additional_forward_args(self.args, None, times))
+        return self._whole[1]
+
+
+def expand_additional_forward_args(
+    args: Tuple[Any, ...], rows: Optional[Tensor], times: int
+) -> Tuple[Any, ...]:
+    """Select ``rows`` of batched tensor arguments and repeat them ``times`` along dim 0."""
+    expanded = []
+    for arg in args:
+        if isinstance(arg, Tensor) and arg.dim() > 0:
+            if rows is not None:
+                arg = arg[rows]
+            arg = arg.repeat((times,) + (1,) * (arg.dim() - 1))
+        expanded.append(arg)
+    return tuple(expanded)
+
+
+def _check_index(value: int, size: int, error: type, dim: int) -> None:
+    if not -size <= value < size:
+        raise error(
+            f"target: index {value} is out of bounds for dimension {dim} with size {size} "
+            "of forward_func's output"
+        )
+
+
+def format_target(target: TargetForm, n: int, output_shape: Sequence[int]) -> Optional[Tensor]:
+    """The target as an ``(n, k)`` long tensor of non-negative indices into the output's
+    dims ``1..k``, or None. Out-of-range targets raise what Captum's methods raise:
+    IndexError for int/tuple targets, RuntimeError for tensor/list targets."""
+    dims = list(output_shape[1:])
+    if target is None:
+        return None
+    if isinstance(target, Tensor):
+        if target.numel() == 1 and not target.is_floating_point():
+            target = int(target.item())
+        elif target.dim() == 1 and target.numel() == n and not target.is_floating_point():
+            target = target.tolist()
+        else:
+            raise ValueError(
+                f"target tensor must hold one integer or one per example ({n}), got shape "
+                f"{tuple(target.shape)} and dtype {target.dtype}"
+            )
+    if isinstance(target, bool) or not isinstance(target, (int, tuple, list)):
+        raise TypeError(
+            "target must be None, an int, a tuple of ints, a tensor or a list of ints or "
+            f"tuples, got {type(target).__name__}"
+        )
+    if isinstance(target, (int, tuple)):
+        items = [target] * n
+        error: type = IndexError
+    else:
+        if len(target) != n:
+            raise ValueError(f"target is a list of length {len(target)}; expected one per example ({n})")
+        items = list(target)
+        # Captum gathers lists of ints (RuntimeError when out of range) but indexes with
+        # each tuple of a list of tuples (IndexError).
+        error = IndexError if items and isinstance(items[0], tuple) else RuntimeError
+    rows = []
+    for item in items:
+        item = (item,) if isinstance(item, int) else item
+        if not isinstance(item, tuple) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in item
+        ):
+            raise TypeError(f"target entries must be ints or tuples of ints, got {item!r}")
+        if len(item) > len(dims):
+            raise ValueError(
+                f"target {item} indexes {len(item)} output dimension(s) but forward_func "
+                f"returns shape {tuple(output_shape)}, which has {len(dims)} after the batch; "
+                "a forward_func returning one value per example has no class dimension to "
+                "index: pass target=None"
+            )
+        for d, (value, size) in enumerate(zip(item, dims)):
+            _check_index(value, size, error, d + 1)
+        rows.append([v % size for v, size in zip(item, dims)])
+    lengths = {len(r) for r in rows}
+    if len(lengths) != 1:
+        raise ValueError("target tuples must all have the same length")
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def check_output(output: Any, n: int, target: Optional[Tensor], probability: str) -> None:
+    """Check that each example's output reduces to one target probability."""
+    if not isinstance(output, Tensor):
+        raise TypeError(
+            f"forward_func must return a tensor of scores, got {type(output).__name__}; for "
+            "a Hugging Face model wrap it, e.g. lambda ids, mask: model(ids, attention_mask="
+            "mask).logits"
+        )
+    if output.dim() == 0 or output.shape[0] != n:
+        raise ValueError(
+            f"forward_func returned shape {tuple(output.shape)}; expected the batch size {n} "
+            "in dim 0"
+        )
+    k = 0 if target is None else target.shape[1]
+    remaining = output.shape[1 + k :]
+    if math.prod(remaining) != 1:
+        if target is None:
+            raise ValueError(
+                f"target is None but forward_func returns {tuple(output.shape[1:])} values per "
+                "example; pass target (e.g. the predicted class, model(x).argmax(1))"
+            )
+        raise ValueError(
+            f"target selects {k} output dimension(s) but forward_func returns shape "
+            f"{tuple(output.shape)}: a target must select one value per example"
+        )
+    if probability == "softmax" and (output.dim() == 1 or output.shape[-1] == 1):
+        raise ValueError(
+            "probability='softmax' over a single output is always 1: use "
+            "probability='sigmoid' for a single-logit classifier or 'identity' for a model "
+            "that returns probabilities"
+        )
+
+
+def select_target(probabilities: Tensor, target: Optional[Tensor]) -> Tensor:
+    """One probability per row: ``probabilities[i, *target[i]]``."""
+    m = probabilities.shape[0]
+    if target is None:
+        return probabilities.reshape(m)
+    if target.shape[1] == 1 and probabilities.dim() == 2:
+        return probabilities.gather(1, target).reshape(m)
+    index = (torch.arange(m, device=probabilities.device),) + tuple(target.t())
+    return probabilities[index].reshape(m)
+
+
+def chunk_rows(n: int, internal_batch_size: Optional[int]) -> List[slice]:
+    """Consecutive slices of the batch of at most ``internal_batch_size`` examples."""
+    if internal_batch_size is None:
+        return [slice(0, n)]
+    if isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int) or internal_batch_size < 1:
+        raise ValueError(f"internal_batch_size must be None or an integer >= 1, got {internal_batch_size!r}")
+    return [slice(i, min(i + internal_batch_size, n)) for i in range(0, n, internal_batch_size)]
+
+
+def slice_batch(values: Tuple[Any, ...], n: int, rows: slice) -> Tuple[Any, ...]:
+    """Take ``rows`` of every tensor in ``values`` whose dim 0 is the batch."""
+    return tuple(
+        v[rows] if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == n else v
+        for v in values
+    )
+
+
+def chunk_target(target: Optional[Tensor], chunk: slice, output: Tensor) -> Optional[Tensor]:
+    """The formatted target's rows for one chunk, on the output's device."""
+    return None if target is None else target[chunk].to(output.device)
+
+
+def format_optional_like(
+    value: Optional[Union[Tensor, Tuple[Tensor, ...]]], like: Tuple[Tensor, ...], argument: str
+) -> Optional[Tuple[Tensor, ...]]:
+    """An optional tensor-or-tuple argument that needs one tensor per input."""
+    if value is None:
+        return None
+    values, _ = format_tensor_tuple(value, argument)
+    if len(values) != len(like):
+        raise ValueError(
+            f"{argument} must give one tensor per input tensor: got {len(values)} for "
+            f"{len(like)}"
+        )
+    return values
+
+
+def format_pinned(
+    pinned_features: Optional[Union[Tensor, Tuple[Tensor, ...]]], like: Tuple[Tensor, ...]
+) -> Optional[Tuple[Tensor, ...]]:
+    """``pinned_features`` as a tuple of bool tensors broadcastable to ``like``."""
+    values = format_optional_like(pinned_features, like, "pinned_features")
+    if values is None:
+        return None
+    for i, (pins, x) in enumerate(zip(values, like)):
+        name = "pinned_features" if len(like) == 1 else f"pinned_features[{i}]"
+        if pins.dtype != torch.bool:
+            raise TypeError(f"{name} must be a bool tensor, got dtype {pins.dtype}")
+        try:
+            shape = torch.broadcast_shapes(pins.shape, x.shape)
+        except RuntimeError:
+            shape = None
+        if shape != x.shape or pins.dim() != x.dim():
+            raise ValueError(
+                f"{name} has shape {tuple(pins.shape)}, which does not broadcast to "
+                f"{tuple(x.shape)} with the same number of dimensions"
+            )
+    return values

@@ -1,0 +1,321 @@
+"""Every setting of the mask optimization, once: its type, default, one-line doc and
+valid values.
+
+:class:`MaskOptimizationSettings` is the one place a setting is defined. Its fields
+are what ``attribute()`` accepts as keyword arguments (or as one ``settings`` object,
+or a preset name from :data:`PRESETS`); the validation, the settings section of the
+``attribute()`` docstrings and the table of the settings page are all derived from the
+fields. Adding a setting is adding one field here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
+
+import torch
+
+from captum_maskopt.objective import COMPREHENSIVENESS_FORMS, PROBABILITY_FUNCTIONS
+
+if TYPE_CHECKING:
+    from captum_maskopt.parametrizations import ParametrizationChoice
+
+__all__ = [
+    "MaskOptimizationSettings", "PRESETS", "SettingsChoice", "resolve_settings",
+    "resolve_seed", "settings_doc", "settings_table", "with_settings_doc",
+    "IMAGE_TOTAL_VARIATION_WEIGHT", "SETTING_NAMES",
+]
+
+#: The total-variation weight that ``total_variation_weight=None`` means for the smooth
+#: 2-D mask of images.
+IMAGE_TOTAL_VARIATION_WEIGHT = 10.0
+#: The coarse cell side that ``mask_cell_size=None`` means, in pixels, on images large
+#: enough to have :data:`MIN_CELLS_PER_SIDE` such cells along their shorter side.
+DEFAULT_CELL_SIZE = 8
+#: Smaller images (and layer outputs) get smaller cells, so that the coarse grid keeps
+#: at least this many cells per side and the mask can still tell regions apart.
+MIN_CELLS_PER_SIDE = 8
+
+
+class _Check:
+    """A predicate on a setting's value with the words that describe what it accepts."""
+
+    def __init__(self, accepts: str, kind: str, test: Callable[[Any], bool], error: type = ValueError) -> None:
+        self.accepts = accepts
+        self.kind = kind
+        self.test = test
+        self.error = error
+
+    def __call__(self, name: str, value: Any) -> None:
+        if not self.test(value):
+            raise self.error(f"{name} must be {self.accepts}, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(minimum: int) -> _Check:
+    return _Check(f"an integer >= {minimum}", "int", lambda v: _is_integer(v) and v >= minimum)
+
+
+def _number(low: float, high: float = math.inf, low_open: bool = False, high_open: bool = True) -> _Check:
+    if high == math.inf:
+        accepts = f"a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        accepts = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def test(value: Any) -> bool:
+        if not _is_number(value):
+            return False
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        return above and below
+
+    return _Check(accepts, "float", test)
+
+
+def _optional(check: _Check) -> _Check:
+    return _Check(f"None or {check.accepts}", check.kind, lambda v: v is None or check.test(v), check.error)
+
+
+def _choice(options: Tuple[str, ...]) -> _Check:
+    return _Check(f"one of {options}", "str", lambda v: v in options)
+
+
+_FLAG = _Check("True or False", "bool", lambda v: isinstance(v, bool), TypeError)
+_SEED = _Check("None or an int", "int", lambda v: v is None or _is_integer(v), TypeError)
+
+
+def _parametrization_check() -> _Check:
+    def test(value: Any) -> bool:
+        from captum_maskopt.parametrizations import PARAMETRIZATIONS, MaskParametrization
+
+        if isinstance(value, str):
+            return value == "auto" or value in PARAMETRIZATIONS
+        return isinstance(value, MaskParametrization) or callable(value)
+
+    from captum_maskopt.parametrizations import PARAMETRIZATIONS
+
+    names = ("auto",) + PARAMETRIZATIONS.names
+    return _Check(
+        f"one of {names}, a MaskParametrization or a factory (groups, settings) -> "
+        "MaskParametrization", "str or MaskParametrization", test,
+    )
+
+
+def setting(default: Any, doc: str, check: _Check) -> Any:
+    """A settings field: its default, its one-line doc and the check of its values."""
+    return dataclasses.field(default=default, metadata={"doc": doc, "check": check})
+
+
+@dataclass(frozen=True)
+class MaskOptimizationSettings:
+    """The settings of one mask optimization (see the field docs, or the settings page).
+
+    Every field is checked when the object is made; an invalid value raises a
+    ``ValueError`` (or ``TypeError`` for flags and seeds) that names the setting and
+    what it accepts. ``dataclasses.replace`` or :meth:`with_overrides` derive variants.
+    """
+
+    n_steps: int = setting(
+        200, "the maximum number of optimization steps; an example stops earlier once "
+        "its mask has settled", _integer(1))
+    learning_rate: float = setting(
+        0.1, "Adam's step size for the mask parameters", _number(0.0, low_open=True))
+    parametrization: "ParametrizationChoice" = setting(
+        "auto", "how parameters become the mask: ``\"logits\"`` (one free logit per "
+        "group), ``\"gaussian1d\"`` (the paper's smooth sequence mask of Gaussian "
+        "kernels), ``\"smooth2d\"`` (kernels on a coarse grid upsampled to the image), a "
+        ":class:`~captum_maskopt.parametrizations.MaskParametrization`, a factory "
+        "``(groups, settings) -> MaskParametrization``, or ``\"auto\"``: smooth2d for "
+        "the default pixel groups of an ``(N, C, H, W)`` tensor, gaussian1d for an "
+        "``(N, T, D)`` sequence, logits otherwise", _parametrization_check())
+    probability: str = setting(
+        "softmax", "how outputs become probabilities: ``\"softmax\"`` over the last "
+        "dimension (single-label classifiers), ``\"sigmoid\"`` (single-logit and "
+        "multi-label classifiers) or ``\"identity\"`` (the model returns probabilities)",
+        _choice(PROBABILITY_FUNCTIONS))
+    sufficiency_weight: float = setting(
+        1.0, "weight of ``-log p_y(x_keep)``", _number(0.0))
+    comprehensiveness_weight: float = setting(
+        1.0, "weight of the penalty on ``p_y(x_rem)``", _number(0.0))
+    comprehensiveness: str = setting(
+        "log", "``\"log\"`` for ``-log(1 - p)``, or ``\"hinge\"`` for ``2 * relu(p - "
+        "comprehensiveness_margin)``", _choice(COMPREHENSIVENESS_FORMS))
+    comprehensiveness_margin: float = setting(
+        0.1, "the hinge's margin", _number(0.0, 1.0))
+    compactness_weight: float = setting(
+        1.0, "weight of the compactness term (the paper: 1.0 for text, 0.6 ResNet, "
+        "0.25 ViT)", _number(0.0))
+    target_kept_fraction: Optional[float] = setting(
+        None, "if given, compactness becomes ``relu(kept - target) ** 2 / target``: no "
+        "pressure once the mask keeps at most this share; None gives ``kept ** 2``",
+        _optional(_number(0.0, 1.0, low_open=True)))
+    smoothness_weight: float = setting(
+        1.2, "weight of the kernel-width term ``mean(-log sigma)`` of the Gaussian-kernel "
+        "masks (the paper: 1.2)", _number(0.0))
+    total_variation_weight: Optional[float] = setting(
+        None, "weight of the 2-D total variation of pixel masks; None means "
+        f"{IMAGE_TOTAL_VARIATION_WEIGHT:g} for the smooth 2-D mask and 0 otherwise",
+        _optional(_number(0.0)))
+    mask_cell_size: Optional[int] = setting(
+        None, "pixels per side of a cell of the smooth 2-D mask; larger cells give "
+        f"blobbier masks. None means {DEFAULT_CELL_SIZE}, or less on tensors whose "
+        f"shorter side has fewer than {MIN_CELLS_PER_SIDE * DEFAULT_CELL_SIZE} pixels, "
+        f"so that the grid keeps {MIN_CELLS_PER_SIDE} cells per side (layer outputs)",
+        _optional(_integer(1)))
+    noise_std: float = setting(
+        0.03, "std of the Gaussian noise added to the mask at each step, so the mask "
+        "cannot exploit exact soft values", _number(0.0))
+    flip_fraction: float = setting(
+        0.05, "share of groups forced to 0 and, as many, to 1 at each step",
+        _number(0.0, 0.5))
+    check_every: int = setting(
+        10, "steps between convergence checks (each check is one device-to-host sync)",
+        _integer(1))
+    tolerance: float = setting(
+        0.01, "an example stops when no mask value moved by this much since the last "
+        "check", _number(0.0))
+    path_average: bool = setting(
+        False, "return each group's mask value averaged over the example's optimization "
+        "steps (the final mask included) instead of the final mask: groups that the "
+        "compactness pressure removes late score higher than those it removes early, "
+        "which orders the features inside the kept and the removed part; the record "
+        "still describes the final mask", _FLAG)
+    seed: Optional[int] = setting(
+        0, "seed of the robustness noise; the same seed gives the same attribution "
+        "whatever the batch. None draws one", _SEED)
+    autocast: bool = setting(
+        False, "run the model under ``torch.autocast`` on the inputs' device (float16 "
+        "on CUDA) to save time and memory", _FLAG)
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            field.metadata["check"](field.name, getattr(self, field.name))
+
+    def with_overrides(self, **overrides: Any) -> "MaskOptimizationSettings":
+        """A copy with some fields changed; an unknown name raises ``TypeError``."""
+        unknown = sorted(set(overrides) - set(SETTING_NAMES))
+        if unknown:
+            raise TypeError(
+                f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}: the "
+                f"method's settings are {', '.join(SETTING_NAMES)}"
+            )
+        return dataclasses.replace(self, **overrides) if overrides else self
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The fields as ``{name: value}``."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    def differences(self, other: Optional["MaskOptimizationSettings"] = None) -> Dict[str, Any]:
+        """The fields whose value differs from ``other`` (default: the defaults)."""
+        reference = (other or MaskOptimizationSettings()).as_dict()
+        return {name: value for name, value in self.as_dict().items() if reference[name] != value}
+
+    def total_variation_for(self, smooth_grid: bool) -> float:
+        """The total-variation weight in force: ``None`` resolved for the mask in use."""
+        if self.total_variation_weight is not None:
+            return float(self.total_variation_weight)
+        return IMAGE_TOTAL_VARIATION_WEIGHT if smooth_grid else 0.0
+
+    def cell_size_for(self, grid: Tuple[int, int]) -> int:
+        """The cell side in force for a pixel grid: ``None`` resolved for its size."""
+        if self.mask_cell_size is not None:
+            return self.mask_cell_size
+        return max(1, min(DEFAULT_CELL_SIZE, min(grid) // MIN_CELLS_PER_SIDE))
+
+
+SETTING_NAMES: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MaskOptimizationSettings))
+
+#: Named settings. ``"default"`` is what ``attribute()`` uses; ``"paper"`` the settings
+#: of Brinner & Zarrieß (2023): the Gaussian-kernel word mask, Adam at 3e-2, up to 900
+#: steps checked every 50.
+PRESETS: Mapping[str, MaskOptimizationSettings] = {
+    "default": MaskOptimizationSettings(),
+    "paper": MaskOptimizationSettings(
+        n_steps=900, learning_rate=0.03, parametrization="auto", check_every=50,
+    ),
+}
+
+SettingsChoice = Union[None, str, MaskOptimizationSettings]
+
+
+def resolve_settings(settings: SettingsChoice = None, **overrides: Any) -> MaskOptimizationSettings:
+    """The settings of one call: ``settings`` (None for the defaults, a name from
+    :data:`PRESETS`, or a :class:`MaskOptimizationSettings`) with keyword ``overrides``
+    on top; an override of ``None`` for ``n_steps`` means "not given"."""
+    if settings is None:
+        base = PRESETS["default"]
+    elif isinstance(settings, str):
+        if settings not in PRESETS:
+            raise ValueError(f"settings must be one of the presets {tuple(PRESETS)} or a MaskOptimizationSettings, got {settings!r}")
+        base = PRESETS[settings]
+    elif isinstance(settings, MaskOptimizationSettings):
+        base = settings
+    else:
+        raise TypeError(
+            "settings must be None, a preset name or a MaskOptimizationSettings, got "
+            f"{type(settings).__name__}"
+        )
+    if overrides.get("n_steps", 0) is None:
+        del overrides["n_steps"]
+    return base.with_overrides(**overrides)
+
+
+def resolve_seed(seed: Optional[int], argument: str = "seed") -> int:
+    """``seed`` checked, or a fresh one drawn from torch's generator when None."""
+    _SEED(argument, seed)
+    if seed is None:
+        return int(torch.randint(0, 2**31 - 1, ()).item())
+    return seed
+
+
+def _default_text(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def settings_doc(indent: int = 12, exclude: Tuple[str, ...] = ()) -> str:
+    """The settings as a Google-style ``Args`` section for the ``attribute()``
+    docstrings: one entry per field, its doc and default."""
+    import textwrap
+
+    lines = []
+    pad = " " * indent
+    for field in dataclasses.fields(MaskOptimizationSettings):
+        if field.name in exclude:
+            continue
+        check: _Check = field.metadata["check"]
+        entry = (
+            f"{field.name} ({check.kind}, optional): {field.metadata['doc']}. "
+            f"Default: {_default_text(field.default)}"
+        )
+        wrapped = textwrap.wrap(entry, width=88 - indent, subsequent_indent=" " * 12)
+        lines.extend(pad + line for line in wrapped)
+    return "\n".join(lines)
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table (name, default, accepted values, doc), for the
+    settings page."""
+    rows = ["| setting | default | accepts | what it does |", "| --- | --- | --- | --- |"]
+    for field in dataclasses.fields(MaskOptimizationSettings):
+        check: _Check = field.metadata["check"]
+        doc = field.metadata["doc"].replace("|", "\\|")
+        accepts = check.accepts.replace("|", "\\|")
+        rows.append(f"| `{field.name}` | `{_default_text(field.default)}` | {accepts} | {doc} |")
+    return "\n".join(rows)
+
+
+def with_settings_doc(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Put the settings section, derived from the fields, into a docstring's
+    ``{settings}`` placeholder."""
+    if function.__doc__:
+        function.__doc__ = function.__doc__.replace("{settings}", settings_doc())
+    return function

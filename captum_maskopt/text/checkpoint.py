@@ -1,0 +1,144 @@
+"""The checkpoint file of a text comparison: one JSON line per finished batch, so that
+a stopped comparison goes on where it stopped and a summary can be read at any time.
+
+A line is ``{"run": RUN, "batch": KEY, "result": RESULT}``. ``RUN`` digests what the
+batches' results depend on besides the batch itself: the model's weights, the package
+version, :data:`REFERENCE_SETTINGS` and the seed; ``KEY`` digests the part of the
+comparison, the method's name as filed (see :func:`method_name`) and the batch's texts
+and labels. Each batch draws its random numbers from a seed of its own
+(:func:`batch_seed`), so a resumed run gives what an uninterrupted one would.
+
+MaskOptimization's batches are filed under a name that carries its settings where they
+differ from :data:`REFERENCE_SETTINGS`; with today's defaults that name is
+``MaskOptimization {"comprehensiveness": "hinge"}``. A run with other settings, or
+after :data:`~captum_maskopt.text.TEXT_SETTINGS` changed, reruns MaskOptimization only,
+while the peers' batches, which do not depend on those settings, are shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+import captum_maskopt
+from captum_maskopt.settings import MaskOptimizationSettings
+from captum_maskopt.text.integration import text_settings
+
+__all__ = [
+    "REFERENCE_SETTINGS", "Checkpoint", "read_checkpoint", "batch_key", "batch_seed",
+    "method_name", "model_fingerprint", "results_of",
+]
+
+#: The settings MaskOptimization's names are relative to: the text settings of the
+#: first checkpoints, fixed so that those files stay valid when
+#: :data:`~captum_maskopt.text.TEXT_SETTINGS` changes.
+REFERENCE_SETTINGS: Mapping[str, Any] = {"target_kept_fraction": 0.05, "path_average": True}
+
+PathLike = Union[str, Path]
+
+
+def read_checkpoint(path: PathLike) -> Iterator[Dict[str, Any]]:
+    """The complete lines of a checkpoint file as dicts with ``run``, ``batch`` and
+    ``result``; a line cut short when a run was killed is skipped."""
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and {"run", "batch", "result"} <= set(entry):
+            yield entry
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """A SHA-1 digest of the model's parameters and buffers."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def batch_key(part: str, name: str, texts: Sequence[str], labels: Sequence[int] = ()) -> str:
+    """The key of one batch of one method in one part of the comparison."""
+    return hashlib.sha1(json.dumps([part, name, list(texts), list(labels)]).encode()).hexdigest()
+
+
+def method_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
+    """The name a method's batches are filed under: MaskOptimization's carries the
+    settings it runs with where they differ from :data:`REFERENCE_SETTINGS`. A setting
+    not given counts as its default, so ``comprehensiveness="log"`` and no
+    ``comprehensiveness`` name one run."""
+    if name != "MaskOptimization":
+        return name
+    defaults = MaskOptimizationSettings().as_dict()
+    settings = text_settings(mask_settings)
+
+    def value(chosen: Mapping[str, Any], key: str) -> Any:
+        return chosen.get(key, defaults.get(key))
+
+    difference = {
+        key: value(settings, key) for key in set(settings) | set(REFERENCE_SETTINGS)
+        if value(settings, key) != value(REFERENCE_SETTINGS, key)
+    }
+    if not difference:
+        return name
+    return f"{name} {json.dumps(difference, sort_keys=True)}"
+
+
+@contextlib.contextmanager
+def batch_seed(seed: int, key: str) -> Iterator[None]:
+    """Run a batch under a seed of its own, so its random draws (Lime's and
+    KernelShap's samples, Shapley's permutations) do not depend on the batches run
+    before it; the caller's random state is restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:8], 16))
+        yield
+
+
+class Checkpoint:
+    """The finished batches of a comparison of ``model`` with ``seed``, kept in the
+    JSON-lines file ``path`` (None keeps them in memory only)."""
+
+    def __init__(self, path: Optional[PathLike], model: nn.Module, seed: int) -> None:
+        self.path = None if path is None else Path(path)
+        self.done: Dict[str, Dict[str, Any]] = {}
+        self.run = ""
+        if self.path is None:
+            return
+        self.run = hashlib.sha1(json.dumps(
+            # The reference belongs to the key: the names are relative to it.
+            [model_fingerprint(model), captum_maskopt.__version__, dict(REFERENCE_SETTINGS), seed],
+            sort_keys=True,
+        ).encode()).hexdigest()
+        if self.path.exists():
+            content = self.path.read_text(encoding="utf-8")
+            if content and not content.endswith("\n"):
+                # End the cut line, so the next batch starts a line of its own.
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write("\n")
+            for entry in read_checkpoint(self.path):
+                if entry["run"] == self.run:
+                    self.done[entry["batch"]] = entry["result"]
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        """A finished batch's result, or None."""
+        return self.done.get(key)
+
+    def add(self, key: str, result: Dict[str, Any]) -> None:
+        """File a finished batch, appending it to the file at once."""
+        self.done[key] = result
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"run": self.run, "batch": key, "result": result}) + "\n")
+                handle.flush()
+
+
+def results_of(path: PathLike) -> List[Dict[str, Any]]:
+    """Every batch result in the file, whatever its run."""
+    return [entry["result"] for entry in read_checkpoint(path)]
