@@ -278,7 +278,7 @@ def resolve_seed(seed: Optional[int], argument: str = "seed") -> int:
 
 
 def _default_text(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 def settings_doc(indent: int = 12, exclude: Tuple[str, ...] = ()) -> str:
@@ -292,12 +292,13 @@ def settings_doc(indent: int = 12, exclude: Tuple[str, ...] = ()) -> str:
         if field.name in exclude:
             continue
         check: _Check = field.metadata["check"]
-        entry = (
-            f"{field.name} ({check.kind}, optional): {field.metadata['doc']}. "
-            f"Default: {_default_text(field.default)}"
+        # A non-breaking placeholder keeps "Default: value" on one line.
+        default = f"Default:\0{_default_text(field.default)}"
+        entry = f"{field.name} ({check.kind}, optional): {field.metadata['doc']}. {default}"
+        wrapped = textwrap.wrap(
+            entry, width=88 - indent, subsequent_indent=" " * 12, break_on_hyphens=False
         )
-        wrapped = textwrap.wrap(entry, width=88 - indent, subsequent_indent=" " * 12)
-        lines.extend(pad + line for line in wrapped)
+        lines.extend(pad + line.replace("\0", " ") for line in wrapped)
     return "\n".join(lines)
 
 

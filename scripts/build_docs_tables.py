@@ -1,4 +1,5 @@
-"""The measured tables of the documentation, made from the comparison commands' JSON.
+"""The measured tables of the documentation, made from the comparison commands' JSON,
+and the table of the method's settings, made from their definition.
 
 The pages never carry numbers typed in by hand. A page asks for a table with a marker
 line::
@@ -10,6 +11,10 @@ every build with tables rendered from ``docs/results/text.json`` (written by
 ``captum-maskopt compare text --json docs/results/text.json``; see
 ``docs/results/README.md``). When the file is missing, the page shows a table marked
 "not yet measured" with the command that makes it, and the build goes on.
+
+The marker line ``<!-- settings-table -->`` becomes the table of every field of
+:class:`captum_maskopt.settings.MaskOptimizationSettings` (name, default, accepted
+values, doc), so the settings page cannot disagree with the code.
 
 Run it as a script to print the markdown of results files, or to write it next to
 them as ``docs/results/<name>.md``::
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 MARKER = re.compile(r"^<!--\s*results-table:\s*(?P<name>[\w.-]+\.json)\s*-->\s*$", re.MULTILINE)
+SETTINGS_MARKER = re.compile(r"^<!--\s*settings-table\s*-->\s*$", re.MULTILINE)
 
 #: What a metric is called in the tables and whether a higher value is better.
 METRICS: Dict[str, Dict[str, Any]] = {
@@ -220,7 +226,12 @@ def render_file(path: Path) -> str:
 
 
 def fill_markers(markdown: str, results_dir: Path) -> str:
-    """Replace every results-table marker in ``markdown`` by its tables."""
+    """Replace every results-table marker in ``markdown`` by its tables, and the
+    settings-table marker by the settings' table."""
+    if SETTINGS_MARKER.search(markdown):
+        from captum_maskopt.settings import settings_table
+
+        markdown = SETTINGS_MARKER.sub(lambda match: settings_table(), markdown)
     return MARKER.sub(lambda match: render_file(results_dir / match.group("name")), markdown)
 
 

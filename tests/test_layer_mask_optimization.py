@@ -171,3 +171,35 @@ def test_data_parallel_wrapper():
     attributions = LayerMaskOptimization(wrapped, model.embedding).attribute(ids, baselines=0, target=1)
     assert attributions[0, :, 0].argmax().item() == 2
     assert _no_hooks(model)
+
+
+class _LeftHalf(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., :7]
+
+
+def test_a_conv_layer_gets_a_spatial_mask_that_finds_the_evidence():
+    """Conv2d -> ReLU -> Conv2d -> pool -> Linear, where only the left half of the
+    second convolution's output reaches the pool: the mask over the first layer's
+    (N, C, H, W) output keeps the left columns and not the right ones. Before the
+    redesign the layer class used a 2-D mask without its image settings and returned
+    one constant value per example."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), _LeftHalf(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2),
+    ).eval()
+    with torch.no_grad():
+        model[0].bias.zero_()
+        model[2].weight.abs_()
+        model[2].bias.zero_()
+        model[6].weight.copy_(8.0 * torch.tensor([[-1.0] * 6, [1.0] * 6]))
+        model[6].bias.zero_()
+    images = torch.rand(2, 3, 14, 14)
+    attributions = LayerMaskOptimization(model, model[0]).attribute(images, target=1, n_steps=60)
+    assert attributions.shape == (2, 6, 14, 14)
+    location = attributions[:, 0]
+    assert torch.equal(attributions, location.unsqueeze(1).expand_as(attributions))
+    assert (location.flatten(1).std(dim=1) > 0.1).all()
+    # Columns 8 and beyond never reach the pooled half (3 x 3 kernels).
+    assert (location[..., :7].mean(dim=(1, 2)) > location[..., 8:].mean(dim=(1, 2)) + 0.2).all()

@@ -81,3 +81,68 @@ def test_probabilities():
     assert obj.class_probabilities(probs, "identity") is probs
     with pytest.raises(ValueError, match="probability"):
         obj.class_probabilities(probs, "logsoftmax")
+
+
+# ------------------------------------------------------------------ weighted terms
+
+
+def _state(n: int = 3, groups: int = 4) -> obj.ObjectiveState:
+    from captum_maskopt.parametrizations import MaskEvaluation
+
+    torch.manual_seed(0)
+    values = torch.rand(n, groups)
+    evaluation = MaskEvaluation(values, torch.rand(n), None)
+    shares = torch.full((n, groups), 1.0 / groups)
+    return obj.ObjectiveState(torch.rand(2, n), torch.rand(2, n), evaluation, shares, (2, 2))
+
+
+def test_the_objective_is_the_weighted_sum_of_the_terms():
+    from captum_maskopt.settings import MaskOptimizationSettings
+
+    settings = MaskOptimizationSettings(
+        sufficiency_weight=2.0, comprehensiveness_weight=0.5, compactness_weight=3.0,
+        smoothness_weight=1.2, total_variation_weight=4.0, target_kept_fraction=0.2,
+        comprehensiveness="hinge",
+    )
+    state = _state()
+    kept = obj.kept_fraction(state.evaluation.values, state.shares)
+    expected = (
+        2.0 * obj.sufficiency_loss(state.keep).mean(0)
+        + 0.5 * obj.comprehensiveness_loss(state.remove, "hinge", 0.1).mean(0)
+        + 3.0 * obj.compactness_loss(kept, 0.2)
+        + 1.2 * state.evaluation.kernel_width
+        + 4.0 * obj.total_variation_loss(state.evaluation.values.view(-1, 2, 2))
+    )
+    objective = obj.Objective(settings, smooth_grid=False)
+    assert [t.name for t in objective.terms] == list(obj.OBJECTIVE_TERMS)
+    assert torch.allclose(objective(state), expected)
+
+
+def test_terms_of_weight_zero_are_left_out_and_tv_defaults_by_mask():
+    from captum_maskopt.settings import IMAGE_TOTAL_VARIATION_WEIGHT, MaskOptimizationSettings
+
+    settings = MaskOptimizationSettings(comprehensiveness_weight=0.0, smoothness_weight=0.0)
+    names = [t.name for t in obj.Objective(settings, smooth_grid=False).terms]
+    assert names == ["sufficiency", "compactness"]
+    image = obj.Objective(settings, smooth_grid=True)
+    assert [t.weight for t in image.terms if t.name == "total_variation"] == [IMAGE_TOTAL_VARIATION_WEIGHT]
+    assert image.needs_total_variation and not obj.Objective(settings, False).needs_total_variation
+
+
+def test_a_new_term_is_one_registered_function(monkeypatch, mlp):
+    """Registering a builder is all it takes for attribute() to optimize a new term:
+    here a strong reward for keeping feature 0, which the mask then keeps."""
+    from captum_maskopt import MaskOptimization
+
+    monkeypatch.setattr(obj.OBJECTIVE_TERMS, "_entries", dict(obj.OBJECTIVE_TERMS._entries))
+
+    @obj.OBJECTIVE_TERMS.register("keep_feature_0")
+    def _keep_feature_0(settings, smooth_grid):
+        return obj.WeightedTerm("keep_feature_0", 5.0, lambda s: 1.0 - s.evaluation.values[:, 0])
+
+    x = torch.randn(4, 8)
+    attributions = MaskOptimization(mlp).attribute(x, target=0, n_steps=60, compactness_weight=2.0)
+    assert (attributions[:, 0] > 0.95).all()
+    monkeypatch.undo()
+    plain = MaskOptimization(mlp).attribute(x, target=0, n_steps=60, compactness_weight=2.0)
+    assert not (plain[:, 0] > 0.95).all()

@@ -117,3 +117,34 @@ def test_smooth2d_kernels_stay_within_a_small_window():
     wider = SmoothMask2D((224, 224), cell_size=8, max_width=10.0)
     loss = wider.evaluate(huge, torch.zeros(1, 224 * 224, dtype=torch.bool), False).kernel_width
     assert loss.item() == pytest.approx(-math.log(10.0))
+
+
+# --------------------------------------------------------- objects and factories
+
+
+def test_attribute_takes_a_parametrization_object_or_factory(mlp):
+    from captum_maskopt import MaskOptimization
+
+    x = torch.randn(3, 8)
+    method = MaskOptimization(mlp)
+    by_name = method.attribute(x, target=0, n_steps=15, parametrization="logits")
+    # The registry's name, an object and a factory are one parametrization.
+    assert torch.equal(method.attribute(x, target=0, n_steps=15, parametrization=FreeLogitMask(8)), by_name)
+    factory = lambda groups, settings: FreeLogitMask(groups.n_groups)  # noqa: E731
+    assert torch.equal(method.attribute(x, target=0, n_steps=15, parametrization=factory), by_name)
+    # Constructor arguments are reachable.
+    started_low = method.attribute(
+        x, target=0, n_steps=1, noise_std=0.0, flip_fraction=0.0,
+        parametrization=FreeLogitMask(8, init_logit=-3.0),
+    )
+    assert (started_low < 0.1).all()
+
+
+def test_a_parametrization_of_the_wrong_size_or_type_is_refused(mlp):
+    from captum_maskopt import MaskOptimization
+
+    x = torch.randn(2, 8)
+    with pytest.raises(ValueError, match="parametrization has 5 groups but the input has 8"):
+        MaskOptimization(mlp).attribute(x, target=0, parametrization=FreeLogitMask(5))
+    with pytest.raises(TypeError, match="factory must return a MaskParametrization, got int"):
+        MaskOptimization(mlp).attribute(x, target=0, parametrization=lambda g, s: 3)

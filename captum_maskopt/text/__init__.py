@@ -2,7 +2,10 @@
 packaged data and classifiers the comparisons run on. Needs ``transformers``
 (``pip install captum-maskopt[text]``)."""
 
-from captum_maskopt.text.integration import TEXT_SETTINGS, TextEncoding, TextExplainer, WordAttribution
+from captum_maskopt.text.integration import (
+    TEXT_SETTINGS, EmbeddingSpace, TextEncoding, TextExplainer, WordAttribution, text_settings,
+)
+from captum_maskopt.text.mase import LayerMASE
 from captum_maskopt.text.data import (
     SHORTCUT_TOKEN,
     TextExample,
@@ -21,7 +24,10 @@ from captum_maskopt.text.classifier import (
     load_tokenizer,
 )
 
-__all__ = ["TEXT_SETTINGS", "TextEncoding", "TextExplainer", "WordAttribution"]
+__all__ = [
+    "TEXT_SETTINGS", "text_settings", "EmbeddingSpace", "TextEncoding", "TextExplainer",
+    "WordAttribution", "LayerMASE",
+]
 __all__ += [
     "SHORTCUT_TOKEN", "TextExample", "load_paragraphs", "load_shortcut_paragraphs",
     "load_shortcut_snippets", "load_snippets", "rotten_tomatoes_path", "with_shortcut",

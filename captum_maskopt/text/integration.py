@@ -19,16 +19,20 @@ compared on identical words.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from captum_maskopt.attr import LayerMaskOptimization, LayerSwitch, MaskOptimization
 
-__all__ = ["TEXT_SETTINGS", "text_settings", "TextEncoding", "WordAttribution", "TextExplainer"]
+__all__ = [
+    "TEXT_SETTINGS", "text_settings", "TextEncoding", "WordAttribution", "EmbeddingSpace",
+    "TextExplainer",
+]
 
 #: Settings of :meth:`TextExplainer.explain` beyond the method's own defaults, chosen on
 #: the packaged sentiment classifier (``docs/settings.md``): a budget of 5 % kept
@@ -146,6 +150,25 @@ class WordAttribution:
             self.target if label is None else label, self.target,
             float(self.scores.sum()), self.words, 0.0,
         )
+
+
+@dataclass
+class EmbeddingSpace:
+    """A text batch seen from the embedding layer's output (see
+    :meth:`TextExplainer.embedding_space`).
+
+    Attributes:
+        forward: ``forward(embeddings, attention_mask) -> logits``, the model with the
+            embedding layer's output replaced by ``embeddings``.
+        embeddings: ``(N, T, D)`` the layer's output for the texts.
+        baselines: ``(N, T, D)`` its output for all-pad ids.
+        feature_mask: ``(N, T, 1)`` word groups (0: special tokens and padding).
+    """
+
+    forward: Callable[[Tensor, Tensor], Tensor]
+    embeddings: Tensor
+    baselines: Tensor
+    feature_mask: Tensor
 
 
 def _stack_windows(
@@ -481,6 +504,34 @@ class TextExplainer:
         encoding = self.encode(texts)
         probabilities = self.predict(encoding)
         targets = self._targets(probabilities, target)
+        scores = []
+        with self.embedding_space(encoding) as space:
+            method = attribution(space.forward)
+            for row in range(len(encoding.texts)):
+                one = slice(row, row + 1)
+                attributions = method.attribute(
+                    space.embeddings[one],
+                    baselines=space.baselines[one],
+                    target=targets[one],
+                    additional_forward_args=(encoding.attention_mask[one],),
+                    feature_mask=space.feature_mask[one],
+                    **attribute_kwargs,
+                )
+                # One value per word, repeated over D and over the word's pieces.
+                scores.append(attributions.detach()[..., 0])
+        return self.word_attributions(
+            encoding, torch.cat(scores), targets, probabilities, "mean", name or type(method).__name__
+        )
+
+    @contextlib.contextmanager
+    def embedding_space(self, encoding: TextEncoding) -> Iterator[EmbeddingSpace]:
+        """The embedding layer's outputs for ``encoding`` and for all-pad ids, and a
+        forward function from embeddings, valid inside the ``with`` block (a hook on
+        the layer feeds the given embeddings in; it is removed on leaving)::
+
+            with explainer.embedding_space(encoding) as space:
+                logits = space.forward(space.baselines, encoding.attention_mask)
+        """
         switch = LayerSwitch(self.layer, False, None)
         try:
             _, embedded = switch.record(lambda: self.forward(encoding.input_ids, encoding.attention_mask))
@@ -488,28 +539,12 @@ class TextExplainer:
                 lambda: self.forward(torch.full_like(encoding.input_ids, self.pad_id), encoding.attention_mask)
             )
             if len(embedded) != 1:
-                raise TypeError("layer must return one tensor to be perturbed")
+                raise TypeError("layer must return one tensor to be replaced by embeddings")
             # The ids only set the shapes: the layer's output is replaced.
-            method = attribution(switch.substituting(self._forward_placeholder_ids, 1))
-            feature_mask = encoding.feature_mask()
-            scores = []
-            for row in range(len(encoding.texts)):
-                one = slice(row, row + 1)
-                attributions = method.attribute(
-                    embedded[0][one],
-                    baselines=baseline[0][one],
-                    target=targets[one],
-                    additional_forward_args=(encoding.attention_mask[one],),
-                    feature_mask=feature_mask[one],
-                    **attribute_kwargs,
-                )
-                # One value per word, repeated over D and over the word's pieces.
-                scores.append(attributions.detach()[..., 0])
+            forward = switch.substituting(self._forward_placeholder_ids, 1)
+            yield EmbeddingSpace(forward, embedded[0], baseline[0], encoding.feature_mask())
         finally:
             switch.remove()
-        return self.word_attributions(
-            encoding, torch.cat(scores), targets, probabilities, "mean", name or type(method).__name__
-        )
 
     def _forward_placeholder_ids(self, attention_mask: Tensor) -> Tensor:
         """The model on pad ids shaped like ``attention_mask``, for a forward pass whose

@@ -20,7 +20,7 @@ A new peer is one registered function.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from torch import Tensor
 
@@ -31,14 +31,15 @@ from captum_maskopt.text.mase import LayerMASE
 __all__ = ["PEERS", "TextPeer"]
 
 #: ``peer(explainer, texts, targets, mask_settings)``: word attributions of ``texts``
-#: for the classes ``targets``; ``mask_settings`` only concern MaskOptimization.
-TextPeer = Callable[[TextExplainer, Sequence[str], Tensor, Mapping[str, Any]], List[WordAttribution]]
+#: for the classes ``targets`` (None: the predicted ones); ``mask_settings`` only concern
+#: MaskOptimization.
+TextPeer = Callable[[TextExplainer, Sequence[str], Optional[Tensor], Mapping[str, Any]], List[WordAttribution]]
 PEERS: Registry[TextPeer] = Registry("text method")
 
 
 def _layer_method(name: str, factory: Callable[..., Any], pad_baselines: bool = True, **kwargs: Any) -> None:
     def explain(
-        explainer: TextExplainer, texts: Sequence[str], targets: Tensor, mask_settings: Mapping[str, Any]
+        explainer: TextExplainer, texts: Sequence[str], targets: Optional[Tensor], mask_settings: Mapping[str, Any]
     ) -> List[WordAttribution]:
         return explainer.explain_with(factory, texts, targets, name, pad_baselines, **kwargs)
 
@@ -47,7 +48,7 @@ def _layer_method(name: str, factory: Callable[..., Any], pad_baselines: bool = 
 
 def _perturbation_method(name: str, factory: Callable[..., Any], **kwargs: Any) -> None:
     def explain(
-        explainer: TextExplainer, texts: Sequence[str], targets: Tensor, mask_settings: Mapping[str, Any]
+        explainer: TextExplainer, texts: Sequence[str], targets: Optional[Tensor], mask_settings: Mapping[str, Any]
     ) -> List[WordAttribution]:
         return explainer.explain_with_perturbation(factory, texts, targets, name, **kwargs)
 
@@ -56,7 +57,7 @@ def _perturbation_method(name: str, factory: Callable[..., Any], **kwargs: Any) 
 
 @PEERS.register("MaskOptimization")
 def _mask_optimization(
-    explainer: TextExplainer, texts: Sequence[str], targets: Tensor, mask_settings: Mapping[str, Any]
+    explainer: TextExplainer, texts: Sequence[str], targets: Optional[Tensor], mask_settings: Mapping[str, Any]
 ) -> List[WordAttribution]:
     return explainer.explain(texts, targets, **mask_settings)
 

@@ -1,0 +1,102 @@
+"""Every setting is defined once, in MaskOptimizationSettings: validation, docstrings,
+the settings page's table and the CLI's names all come from its fields."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from captum_maskopt import LayerMaskOptimization, MaskOptimization
+from captum_maskopt.settings import (
+    PRESETS,
+    SETTING_NAMES,
+    MaskOptimizationSettings,
+    resolve_settings,
+    settings_table,
+)
+
+FIELDS = dataclasses.fields(MaskOptimizationSettings)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("field", FIELDS, ids=[f.name for f in FIELDS])
+def test_every_setting_has_a_doc_a_check_and_a_valid_default(field):
+    assert field.metadata["doc"].strip()
+    field.metadata["check"](field.name, field.default)  # the default passes its own check
+
+
+@pytest.mark.parametrize("field", FIELDS, ids=[f.name for f in FIELDS])
+def test_an_invalid_value_is_refused_with_the_settings_name(field):
+    with pytest.raises((ValueError, TypeError), match=rf"^{field.name} must be "):
+        MaskOptimizationSettings(**{field.name: object() if field.name != "parametrization" else 3.5})
+
+
+@pytest.mark.parametrize("method", [MaskOptimization.attribute, LayerMaskOptimization.attribute])
+def test_the_docstrings_list_every_setting_with_its_default(method):
+    doc = method.__doc__
+    assert "{settings}" not in doc
+    for field in FIELDS:
+        default = f'"{field.default}"' if isinstance(field.default, str) else str(field.default)
+        assert f"{field.name} (" in doc, field.name
+        entry = doc[doc.index(f"{field.name} ("):]
+        assert f"Default: {default}" in entry[: entry.index("Default:") + len(default) + 9]
+
+
+def test_the_settings_page_shows_the_table_derived_from_the_fields(tmp_path):
+    from conftest import load_script
+
+    page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    built = load_script("build_docs_tables").fill_markers(page, tmp_path)
+    assert settings_table() in built and "settings-table" not in built
+    assert len(settings_table().splitlines()) == len(FIELDS) + 2
+    for field in FIELDS:
+        assert f"| `{field.name}` |" in settings_table()
+
+
+def test_unknown_keywords_are_refused_naming_the_settings(mlp):
+    x = torch.randn(2, 8)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) 'learnin_rate'.*learning_rate"):
+        MaskOptimization(mlp).attribute(x, target=0, learnin_rate=0.1)
+
+
+def test_a_settings_object_a_preset_and_keywords_are_one_thing(mlp):
+    x = torch.randn(3, 8)
+    method = MaskOptimization(mlp)
+    by_keywords = method.attribute(x, target=1, n_steps=12, learning_rate=0.05, path_average=True)
+    chosen = MaskOptimizationSettings(n_steps=12, learning_rate=0.05, path_average=True)
+    assert torch.equal(method.attribute(x, target=1, settings=chosen), by_keywords)
+    # Keywords and n_steps override single fields of a settings object.
+    base = MaskOptimizationSettings(learning_rate=0.05, path_average=True)
+    assert torch.equal(method.attribute(x, target=1, n_steps=12, settings=base), by_keywords)
+    paper = method.attribute(x, target=1, settings="paper", n_steps=12)
+    assert torch.equal(paper, method.attribute(x, target=1, settings=PRESETS["paper"], n_steps=12))
+    assert not torch.equal(paper, method.attribute(x, target=1, n_steps=12))
+
+
+def test_n_steps_none_means_the_settings_value():
+    assert resolve_settings(None, n_steps=None).n_steps == MaskOptimizationSettings().n_steps
+    assert resolve_settings("paper", n_steps=None).n_steps == PRESETS["paper"].n_steps
+    assert resolve_settings("paper", n_steps=7).n_steps == 7
+
+
+@pytest.mark.parametrize("settings, error", [("papers", ValueError), (3, TypeError)])
+def test_unknown_presets_are_refused(settings, error):
+    with pytest.raises(error, match="settings must be"):
+        resolve_settings(settings)
+
+
+def test_the_cli_takes_the_settings_names_from_the_fields():
+    from captum_maskopt.cli import _mask_settings
+
+    assert _mask_settings([f"{name}=null" for name in SETTING_NAMES]) == dict.fromkeys(SETTING_NAMES)
+    with pytest.raises(SystemExit, match="--mask-setting"):
+        _mask_settings(["internal_batch_size=2"])
+
+
+@pytest.mark.parametrize("grid, expected", [((224, 224), 8), ((64, 80), 8), ((32, 32), 4), ((14, 14), 1), ((3, 40), 1)])
+def test_the_default_cell_size_keeps_eight_cells_per_side(grid, expected):
+    assert MaskOptimizationSettings().cell_size_for(grid) == expected
+    assert MaskOptimizationSettings(mask_cell_size=5).cell_size_for(grid) == 5
