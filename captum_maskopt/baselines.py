@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from captum_maskopt.formatting import broadcast_shape
+
 __all__ = ["gaussian_blur", "format_baselines"]
 
 BaselineForm = Union[None, int, float, Tensor, Tuple[Union[int, float, Tensor], ...]]
@@ -80,11 +82,7 @@ def _format_one(
             )
         else:
             # A baseline without the batch dimension, broadcast like in Captum.
-            try:
-                torch.broadcast_shapes(baseline.shape, x.shape[1:])
-                fits = baseline.dim() <= x.dim() - 1
-            except RuntimeError:
-                fits = False
+            fits = broadcast_shape(baseline.shape, x.shape[1:]) is not None and baseline.dim() <= x.dim() - 1
             if fits:
                 baseline = baseline.reshape((1,) * (x.dim() - baseline.dim()) + tuple(baseline.shape))
         if not fits:
@@ -104,7 +102,7 @@ def _format_one(
 
 
 def format_baselines(
-    baselines: Union[BaselineForm, Sequence[BaselineForm]], inputs: Tuple[Tensor, ...]
+    baselines: Union[BaselineForm, List[BaselineForm]], inputs: Tuple[Tensor, ...]
 ) -> List[Tuple[Tensor, ...]]:
     """Bring ``baselines`` to a list of tuples, one tuple per baseline, one tensor per
     input, each broadcastable to its input with a batch dimension of 1 or N."""

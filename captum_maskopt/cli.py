@@ -60,7 +60,7 @@ def _methods(model: nn.Module) -> Dict[str, Callable[[Tensor, int], Tensor]]:
     }
 
 
-def _demo(n_examples: int, seed: int) -> List[Dict[str, object]]:
+def _demo(n_examples: int, seed: int) -> List[Dict[str, Any]]:
     torch.manual_seed(seed)
     model = _PlantedModel().eval()
     x = torch.rand(n_examples, 12) + 0.5
@@ -91,7 +91,7 @@ def _demo(n_examples: int, seed: int) -> List[Dict[str, object]]:
     return rows
 
 
-def _print_table(rows: Sequence[Dict[str, object]]) -> None:
+def _print_table(rows: Sequence[Dict[str, Any]]) -> None:
     columns = list(rows[0])
     widths = [max(len(c), 12) for c in columns]
     widths[0] = max(len(str(r["method"])) for r in rows) + 2
@@ -134,6 +134,16 @@ def _chosen(option: str, value: str, choices: Sequence[str]) -> List[str]:
     return names
 
 
+def _advance(bar: Any) -> Callable[[str], None]:
+    """A progress callback: one batch of the named method done."""
+
+    def advance(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update(1)
+
+    return advance
+
+
 def _at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: an integer >= ``minimum``."""
 
@@ -174,7 +184,7 @@ def _compare_text(args: argparse.Namespace) -> None:
     with tqdm(total=batches * len(methods), desc="compare text", disable=args.quiet) as bar:
         results, kept = compare_methods(
             explainer, texts, labels, methods, args.batch_size,
-            progress=lambda name: (bar.set_postfix_str(name), bar.update(1)),
+            progress=_advance(bar),
             keep_attributions=args.report_documents if args.html else 0,
             checkpoint=args.checkpoint, seed=args.seed, mask_settings=mask_settings,
         )
@@ -244,7 +254,7 @@ def _compare_image(args: argparse.Namespace) -> None:
             model, images, names, methods, args.batch_size, layer=gradcam_layer(model),
             regions=regions, seed=args.seed, mask_options=mask_options,
             infidelity_samples=args.infidelity_samples, sensitivity_samples=args.sensitivity_samples,
-            progress=lambda name: (bar.set_postfix_str(name), bar.update(1)),
+            progress=_advance(bar),
         )
     categories = imagenet_categories()
     print(f"\n{len(names)} photo(s), EfficientNet-Lite0, explained class = the prediction\n")

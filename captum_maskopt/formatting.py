@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "TargetForm", "TensorOrTuple", "format_tensor_tuple", "check_inputs",
+    "TargetForm", "TensorOrTuple", "format_tensor_tuple", "check_inputs", "broadcast_shape",
     "format_additional_forward_args", "BatchExpander", "expand_additional_forward_args",
     "format_target", "check_output", "select_target", "chunk_rows", "slice_batch",
     "chunk_target", "format_optional_like", "format_pinned",
@@ -28,7 +28,7 @@ def format_tensor_tuple(
 ) -> Tuple[Tuple[Tensor, ...], bool]:
     """``value`` as a tuple of tensors, and whether it was a tuple."""
     is_tuple = isinstance(value, tuple)
-    values = value if is_tuple else (value,)
+    values: Tuple[Any, ...] = value if isinstance(value, tuple) else (value,)
     if not values:
         raise ValueError(f"{argument} is an empty tuple; expected at least one tensor")
     for i, v in enumerate(values):
@@ -40,7 +40,9 @@ def format_tensor_tuple(
 
 def check_inputs(inputs: Tuple[Tensor, ...], argument: str, floating: bool) -> int:
     """Check batch sizes (and dtypes, finiteness); returns the batch size."""
-    name = (lambda i: argument) if len(inputs) == 1 else (lambda i: f"{argument}[{i}]")
+    def name(i: int) -> str:
+        return argument if len(inputs) == 1 else f"{argument}[{i}]"
+
     n = None
     for i, x in enumerate(inputs):
         if x.dim() == 0:
@@ -65,19 +67,28 @@ def check_inputs(inputs: Tuple[Tensor, ...], argument: str, floating: bool) -> i
     return n
 
 
+def broadcast_shape(first: Sequence[int], second: Sequence[int]) -> Optional[torch.Size]:
+    """The shape ``first`` and ``second`` broadcast to, or None when they do not."""
+    try:
+        shape: torch.Size = torch.broadcast_shapes(first, second)  # type: ignore[no-untyped-call]
+    except RuntimeError:
+        return None
+    return shape
+
+
 def format_additional_forward_args(args: Any, n: int) -> Tuple[Any, ...]:
     """``additional_forward_args`` as a tuple; tensors with a batch dimension must have
     the inputs' batch size, since they are expanded with the batch."""
     if args is None:
         return ()
-    args = args if isinstance(args, tuple) else (args,)
-    for i, arg in enumerate(args):
+    formatted: Tuple[Any, ...] = args if isinstance(args, tuple) else (args,)
+    for i, arg in enumerate(formatted):
         if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] != n:
             raise ValueError(
                 f"additional_forward_args[{i}] has batch size {arg.shape[0]} in dim 0 but "
                 f"inputs have {n}: tensor arguments are expanded with the batch"
             )
-    return args
+    return formatted
 
 
 class BatchExpander:
@@ -265,10 +276,7 @@ def format_pinned(
         name = "pinned_features" if len(like) == 1 else f"pinned_features[{i}]"
         if pins.dtype != torch.bool:
             raise TypeError(f"{name} must be a bool tensor, got dtype {pins.dtype}")
-        try:
-            shape = torch.broadcast_shapes(pins.shape, x.shape)
-        except RuntimeError:
-            shape = None
+        shape = broadcast_shape(pins.shape, x.shape)
         if shape != x.shape or pins.dim() != x.dim():
             raise ValueError(
                 f"{name} has shape {tuple(pins.shape)}, which does not broadcast to "

@@ -155,14 +155,15 @@ def total_variation_loss(mask_grid: Tensor) -> Tensor:
     vertical = (mask_grid[:, 1:, :] - mask_grid[:, :-1, :]) ** 2
     diagonal = (mask_grid[:, 1:, 1:] - mask_grid[:, :-1, :-1]) ** 2
     anti_diagonal = (mask_grid[:, 1:, :-1] - mask_grid[:, :-1, 1:]) ** 2
-    total = sum(
+    total: Tensor = sum(  # type: ignore[assignment]
         term.reshape(n, -1).sum(dim=1)
         for term in (horizontal, vertical, diagonal, anti_diagonal)
     )
     # Each neighbour pair is counted once above; dividing by the cell count makes the
     # term independent of the mask resolution.
     cells = mask_grid.shape[1] * mask_grid.shape[2]
-    return total / cells
+    result: Tensor = total / cells
+    return result
 
 
 # --------------------------------------------------------------------------- terms

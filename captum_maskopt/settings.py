@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
@@ -76,7 +76,8 @@ def _number(low: float, high: float = math.inf, low_open: bool = False, high_ope
             return False
         above = value > low if low_open else value >= low
         below = value < high if high_open else value <= high
-        return above and below
+        result: bool = above and below
+        return result
 
     return _Check(accepts, "float", test)
 
@@ -286,7 +287,7 @@ def settings_doc(indent: int = 12, exclude: Tuple[str, ...] = ()) -> str:
     docstrings: one entry per field, its doc and default."""
     import textwrap
 
-    lines = []
+    lines: List[str] = []
     pad = " " * indent
     for field in dataclasses.fields(MaskOptimizationSettings):
         if field.name in exclude:

@@ -4,7 +4,7 @@ own forward pass."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -88,9 +88,11 @@ class LayerSwitch:
         self.replacement, self.recorded = None, None
         with torch.no_grad():
             output = run()
-        if self.recorded is None:
+        # The hook set it during run(), which the type checker cannot see.
+        recorded = cast(Optional[Tuple[Tensor, ...]], self.recorded)
+        if recorded is None:
             raise RuntimeError(
                 "layer was not called during forward_func's forward pass; pass a module "
                 "that forward_func uses"
             )
-        return output, self.recorded
+        return output, recorded

@@ -37,7 +37,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -123,7 +123,8 @@ def load_encoder() -> nn.Module:
         if not name.startswith("pooler.") and name != "embeddings.position_ids"
     }
     encoder.load_state_dict(weights, strict=True)
-    return encoder.eval()
+    result: nn.Module = encoder.eval()  # type: ignore[no-untyped-call]
+    return result
 
 
 @functools.lru_cache(maxsize=1)
@@ -153,6 +154,9 @@ class SentimentClassifier(nn.Module):
         n_classes: size of the head's output.
     """
 
+    # A Hugging Face BertModel: its config and methods are untyped.
+    encoder: Any
+
     def __init__(self, encoder: Optional[nn.Module] = None, n_classes: int = 2) -> None:
         super().__init__()
         self.encoder = load_encoder() if encoder is None else encoder
@@ -164,11 +168,13 @@ class SentimentClassifier(nn.Module):
     @property
     def embeddings(self) -> nn.Module:
         """The encoder's embeddings module (the layer to mask)."""
-        return self.encoder.embeddings
+        result: nn.Module = self.encoder.embeddings
+        return result
 
     def get_input_embeddings(self) -> nn.Module:
         """The word-embedding table, as on Hugging Face models."""
-        return self.encoder.get_input_embeddings()
+        result: nn.Module = self.encoder.get_input_embeddings()
+        return result
 
     def pool(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
         """The normalised mean of the encoder's last hidden states over attended
@@ -182,7 +188,8 @@ class SentimentClassifier(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None) -> Tensor:
         """Logits ``(N, 2)``. ``attention_mask`` defaults to all ones."""
-        return self.head(self.pool(input_ids, attention_mask))
+        result: Tensor = self.head(self.pool(input_ids, attention_mask))
+        return result
 
 
 # --------------------------------------------------------------------------- batching
@@ -190,7 +197,7 @@ class SentimentClassifier(nn.Module):
 
 def _batches(
     tokenizer: Any, texts: Sequence[str], batch_size: int, device: torch.device
-):
+) -> Iterator[Tuple[List[int], Tensor, Tensor]]:
     """Yield ``(indices, input_ids, attention_mask)`` with texts sorted by length, so
     that little padding is computed."""
     order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
@@ -275,11 +282,11 @@ def _fit_linear(features: Tensor, labels: Tensor, weight_decay: float, n_classes
         optimizer.zero_grad()
         loss = F.cross_entropy(standardised @ weight.T + bias, labels)
         loss = loss + weight_decay * weight.pow(2).sum()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         return loss
 
     with torch.enable_grad():
-        optimizer.step(closure)
+        optimizer.step(closure)  # type: ignore[no-untyped-call]
     head = nn.Linear(features.shape[1], n_classes)
     with torch.no_grad():
         folded = weight.detach() / scale

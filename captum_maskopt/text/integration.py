@@ -107,7 +107,7 @@ class WordAttribution:
     target: int
     probability: float
     method: str = "MaskOptimization"
-    extra: dict = field(default_factory=dict)
+    extra: Dict[str, Any] = field(default_factory=dict)
 
     def rationale(
         self, top_fraction: Optional[float] = None, threshold: Optional[float] = None
@@ -119,7 +119,8 @@ class WordAttribution:
             raise ValueError("give exactly one of top_fraction and threshold")
         if threshold is not None:
             return self.scores > threshold
-        if not 0 < top_fraction <= 1:  # type: ignore[operator]
+        assert top_fraction is not None
+        if not 0 < top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
         count = max(1, round(len(self.words) * top_fraction)) if self.words else 0
         chosen = torch.zeros(len(self.words), dtype=torch.bool)
@@ -207,7 +208,8 @@ def _default_layer(model: nn.Module) -> nn.Module:
         if isinstance(layer, nn.Module):
             return layer
     if hasattr(model, "get_input_embeddings"):
-        return model.get_input_embeddings()
+        result: nn.Module = model.get_input_embeddings()  # type: ignore[operator]
+        return result
     raise ValueError(
         "could not find the model's embedding layer; pass layer= (e.g. model.bert.embeddings)"
     )
@@ -259,7 +261,8 @@ class TextExplainer:
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """The model's logits, whatever its output type."""
         output = self.model(input_ids=input_ids, attention_mask=attention_mask)
-        return output.logits if hasattr(output, "logits") else output
+        result: Tensor = output.logits if hasattr(output, "logits") else output
+        return result
 
     def document_forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Logits ``(N, C)`` of windowed texts ``(N, W, T)``: the mean over each text's
@@ -296,7 +299,7 @@ class TextExplainer:
         # Word ids count the words of the whole text, so a word keeps its id in every
         # window; they are renumbered 0, 1, ... in case a word has no token.
         word_ids = [batch.word_ids(row) for row in range(rows)]
-        spans_of: List[dict] = [{} for _ in texts]
+        spans_of: List[Dict[int, Tuple[int, int]]] = [{} for _ in texts]
         for row, text in enumerate(text_of_row):
             for position, word in enumerate(word_ids[row]):
                 if word is not None:
@@ -418,7 +421,7 @@ class TextExplainer:
             }
         return results
 
-    def _explain_windows(self, encoding: TextEncoding, settings: dict) -> Tuple[Tensor, Any]:
+    def _explain_windows(self, encoding: TextEncoding, settings: Dict[str, Any]) -> Tuple[Tensor, Any]:
         """MaskOptimization of the embedding layer's output for all windows of each
         text at once, ``(N, W, T, D)``: one value per word of the text, fed back into
         the model through a hook on the layer."""
@@ -441,11 +444,12 @@ class TextExplainer:
                 finally:
                     switch.replacement = None
 
-            return MaskOptimization(masked_forward).attribute(
+            result: Tuple[Tensor, Any] = MaskOptimization(masked_forward).attribute(
                 embedded[0].reshape(n, windows, length, -1),
                 baselines=baseline[0].reshape(n, windows, length, -1),
                 **settings,
             )
+            return result
         finally:
             switch.remove()
 

@@ -280,7 +280,8 @@ class LayerMASE(LayerAttribution):
         eye = torch.eye(tokens, dtype=gram.dtype, device=gram.device)
         system = gram + penalty[:, None, None] * eye
         right = (a.transpose(1, 2) @ p.unsqueeze(-1)).squeeze(-1)
-        return torch.linalg.solve(system, right)
+        result: Tensor = torch.linalg.solve(system, right)
+        return result
 
     @staticmethod
     def _check_layer_output(recorded: Tuple[Tensor, ...], was_tuple: bool, n: int) -> Tensor:

@@ -177,7 +177,7 @@ def object_mask(photo: Photo) -> Tensor:
 
     points = object_outline(photo)
     # polygon2mask takes (row, column) vertices; pixel centres sit at integer positions.
-    mask = polygon2mask((INPUT_SIZE, INPUT_SIZE), points[:, ::-1])
+    mask = polygon2mask((INPUT_SIZE, INPUT_SIZE), points[:, ::-1])  # type: ignore[no-untyped-call]
     return torch.from_numpy(mask)
 
 

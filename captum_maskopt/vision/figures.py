@@ -70,7 +70,8 @@ def soft_mask(attribution: Union[Tensor, np.ndarray], quantile: float = 0.99) ->
     nonzero = positive[positive > 0]
     if nonzero.size == 0:
         return np.zeros_like(positive)
-    return np.clip(positive / np.quantile(nonzero, quantile), 0.0, 1.0)
+    result: np.ndarray = np.clip(positive / np.quantile(nonzero, quantile), 0.0, 1.0)
+    return result
 
 
 def masked_image(
@@ -93,7 +94,8 @@ def masked_image(
     fill = np.zeros_like(rgb) if baseline is None else _as_hwc(baseline, "baseline")
     if fill.shape != rgb.shape:
         raise ValueError(f"baseline has shape {fill.shape}, the image {rgb.shape}")
-    return m[..., None] * rgb + (1.0 - m[..., None]) * fill
+    result: np.ndarray = m[..., None] * rgb + (1.0 - m[..., None]) * fill
+    return result
 
 
 def attribution_figure(
@@ -158,7 +160,7 @@ def attribution_figure(
     axes = figure.subplots(rows, columns, squeeze=False)
     for number, (image, per_method) in enumerate(zip(images, attributions)):
         rgb = _as_hwc(image, f"images[{number}]")
-        baseline = None if baselines is None else baselines[number]
+        substrate = None if baselines is None else baselines[number]
         for k, kind in enumerate(kinds):
             row = number * len(kinds) + k
             ax = axes[row, 0]
@@ -177,18 +179,18 @@ def attribution_figure(
             ax.set_yticks([])
             for column, method in enumerate(methods, start=1):
                 ax = axes[row, column]
-                values = _as_map(per_method[method], rgb.shape[:2], f"attributions[{number}][{method!r}]")
+                pixel_values = _as_map(per_method[method], rgb.shape[:2], f"attributions[{number}][{method!r}]")
                 if kind == "masked_image":
-                    mask = np.clip(values, 0.0, 1.0) if method in mask_methods else soft_mask(values)
-                    ax.imshow(masked_image(rgb, mask, baseline))
-                elif np.abs(values).max() == 0:
+                    mask = np.clip(pixel_values, 0.0, 1.0) if method in mask_methods else soft_mask(pixel_values)
+                    ax.imshow(masked_image(rgb, mask, substrate))
+                elif np.abs(pixel_values).max() == 0:
                     # Captum cannot scale an all-zero map: draw what it would show for
                     # one, no colour (over the grey image for the overlay).
                     plain = rgb.mean(axis=2) if kind == "blended_heat_map" else np.ones(rgb.shape[:2])
                     ax.imshow(plain, cmap="gray", vmin=0, vmax=1)
                 else:
                     visualization.visualize_image_attr(
-                        values[..., None], rgb, method=kind, sign="all",
+                        pixel_values[..., None], rgb, method=kind, sign="all",
                         plt_fig_axis=(figure, ax), use_pyplot=False,
                     )
                 ax.set_title(method if row == 0 else "", fontsize=7)

@@ -231,13 +231,14 @@ def image_infidelity(
     def probabilities(x: Tensor) -> Tensor:
         return torch.softmax(forward_func(x), dim=-1)
 
-    return infidelity(
+    result: Tensor = infidelity(
         probabilities, patch_removal(patch_size, baseline=baseline, seed=seed), images, spread,
         target=target, n_perturb_samples=n_perturb_samples,
         # Captum wants whole images' worth of copies per pass, at most all of them.
         max_examples_per_batch=images.shape[0] * min(perturbations_per_eval, n_perturb_samples),
         normalize=True,
     )
+    return result
 
 
 def image_sensitivity(
@@ -285,9 +286,10 @@ def image_sensitivity(
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        return sensitivity_max(
+        result: Tensor = sensitivity_max(
             explanation, images, perturb_radius=perturb_radius,
             n_perturb_samples=n_perturb_samples, target=target,
         )
+        return result
     finally:
         torch.random.set_rng_state(state)

@@ -62,7 +62,8 @@ def load_efficientnet_lite0() -> nn.Module:
     # strict: a weights file that does not fit the architecture must fail here, not
     # give a model of random layers.
     model.load_state_dict(state, strict=True)
-    return model.eval()
+    result: nn.Module = model.eval()
+    return result
 
 
 def gradcam_layer(model: nn.Module) -> nn.Module:
@@ -114,7 +115,8 @@ def preprocess(image: ImageLike) -> Tensor:
             a PIL image.
     """
     pixels = _TRANSFORM(_as_pil(image))
-    return (pixels.to(torch.float32) - 127.0) / 128.0
+    result: Tensor = (pixels.to(torch.float32) - 127.0) / 128.0
+    return result
 
 
 def crop_geometry(height: int, width: int) -> Tuple[float, float, float, float]:

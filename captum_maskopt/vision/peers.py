@@ -47,7 +47,8 @@ def _mask_optimization(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
 ) -> Tensor:
-    return MaskOptimization(model).attribute(images, target=targets, **{"seed": seed, **options})
+    result: Tensor = MaskOptimization(model).attribute(images, target=targets, **{"seed": seed, **options})
+    return result
 
 
 @PEERS.register("IntegratedGradients")
@@ -57,9 +58,10 @@ def _integrated_gradients(
 ) -> Tensor:
     from captum.attr import IntegratedGradients
 
-    return IntegratedGradients(model).attribute(
+    result: Tensor = IntegratedGradients(model).attribute(
         images, target=targets, n_steps=50, internal_batch_size=25
     )
+    return result
 
 
 @PEERS.register("SmoothGrad")
@@ -70,10 +72,11 @@ def _smoothgrad(
     from captum.attr import NoiseTunnel, Saliency
 
     spread = float(images.max() - images.min())
-    return NoiseTunnel(Saliency(model)).attribute(
+    result: Tensor = NoiseTunnel(Saliency(model)).attribute(
         images, target=targets, nt_type="smoothgrad", nt_samples=20,
         nt_samples_batch_size=10, stdevs=0.15 * spread,
     )
+    return result
 
 
 @PEERS.register("Occlusion")
@@ -83,10 +86,11 @@ def _occlusion(
 ) -> Tensor:
     from captum.attr import Occlusion
 
-    return Occlusion(model).attribute(
+    result: Tensor = Occlusion(model).attribute(
         images, target=targets, sliding_window_shapes=(images.shape[1], 32, 32),
         strides=(images.shape[1], 16, 16), perturbations_per_eval=16,
     )
+    return result
 
 
 @PEERS.register("FeatureAblation")
@@ -96,9 +100,10 @@ def _feature_ablation(
 ) -> Tensor:
     from captum.attr import FeatureAblation
 
-    return FeatureAblation(model).attribute(
+    result: Tensor = FeatureAblation(model).attribute(
         images, target=targets, feature_mask=superpixel_mask(images), perturbations_per_eval=16
     )
+    return result
 
 
 @PEERS.register("KernelShap")
@@ -133,7 +138,8 @@ def _grad_cam(
     if layer is None:
         raise ValueError("LayerGradCam needs layer: the model's last convolutional block")
     coarse = LayerGradCam(model, layer).attribute(images, target=targets, relu_attributions=True)
-    return LayerAttribution.interpolate(coarse, tuple(images.shape[-2:]), "bilinear")
+    result: Tensor = LayerAttribution.interpolate(coarse, tuple(images.shape[-2:]), "bilinear")
+    return result
 
 
 @PEERS.register("RISE")
@@ -141,7 +147,8 @@ def _rise(
     model: nn.Module, layer: Optional[nn.Module], images: Tensor, targets: Tensor, seed: int,
     options: Mapping[str, Any],
 ) -> Tensor:
-    return RISE(model).attribute(images, target=targets, n_masks=1000, seed=seed)
+    result: Tensor = RISE(model).attribute(images, target=targets, n_masks=1000, seed=seed)
+    return result
 
 
 def pixel_attributions(

@@ -98,7 +98,7 @@ class RISE(PerturbationAttribution):
             *Tensor* of **attributions** with the shape of ``inputs``: each pixel's
             value, repeated over the channels.
         """
-        if isinstance(inputs, tuple) or not isinstance(inputs, Tensor):
+        if not isinstance(inputs, Tensor):
             raise TypeError("inputs must be one tensor of images (N, C, H, W); RISE takes no tuples")
         if inputs.dim() != 4:
             raise ValueError(f"inputs must be images (N, C, H, W), got shape {tuple(inputs.shape)}")
