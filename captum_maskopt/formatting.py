@@ -7,20 +7,22 @@ them (RISE, MASE)."""
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, TypeAlias, Union
 
 import torch
 from torch import Tensor
 
 __all__ = [
-    "TargetForm", "TensorOrTuple", "format_tensor_tuple", "check_inputs", "broadcast_shape",
+    "format_tensor_tuple", "check_inputs", "broadcast_shape",
     "format_additional_forward_args", "BatchExpander", "expand_additional_forward_args",
     "format_target", "check_output", "select_target", "chunk_rows", "slice_batch",
     "chunk_target", "format_optional_like", "format_pinned",
 ]
 
-TargetForm = Union[None, int, Tuple[int, ...], Tensor, List[Any]]
-TensorOrTuple = Union[Tensor, Tuple[Tensor, ...]]
+TargetForm: TypeAlias = Union[None, int, Tuple[int, ...], Tensor, List[Any]]
+"""Every form of ``target`` Captum accepts: None, an int, a tuple, a tensor, a list."""
+TensorOrTuple: TypeAlias = Union[Tensor, Tuple[Tensor, ...]]
+"""Inputs and attributions: a tensor or a tuple of tensors, batch in dim 0."""
 
 
 def format_tensor_tuple(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, TypeAlias
 
 import torch
 from torch import Tensor
@@ -27,11 +27,14 @@ from captum_maskopt.objective import Objective, ObjectiveState, group_shares, ke
 from captum_maskopt.parametrizations import MaskParametrization, Params
 from captum_maskopt.settings import MaskOptimizationSettings
 
-__all__ = ["OptimizationRecord", "Predict", "optimize_masks", "noise_block", "mask_noise"]
+__all__ = ["OptimizationRecord", "optimize_masks", "noise_block", "mask_noise"]
 
 # predict(mask_values (n, G), rows (n,) or None for the whole batch)
 #   -> (keep_probability (K, n), remove_probability (K, n)), K = number of baselines
-Predict = Callable[[Tensor, Optional[Tensor]], Tuple[Tensor, Tensor]]
+Predict: TypeAlias = Callable[[Tensor, Optional[Tensor]], Tuple[Tensor, Tensor]]
+"""``predict(mask_values, rows) -> (keep, remove)``: target probabilities of the keep
+and remove views, ``(K, n)`` each, for the mask values ``(n, G)`` of the examples
+``rows`` (None: all of them)."""
 
 
 @dataclass

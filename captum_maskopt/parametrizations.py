@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Optional, Tuple, TypeAlias, Union
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARAMETRIZATIONS",
-    "ParametrizationFactory",
-    "ParametrizationChoice",
     "resolve_parametrization",
     "MaskEvaluation",
     "MaskParametrization",
@@ -274,10 +272,12 @@ class SmoothMask2D(MaskParametrization):
 
 # --------------------------------------------------------------------------- by name
 
-#: Builds a parametrization for the feature groups of one chunk of a batch.
-ParametrizationFactory = Callable[[FeatureGroups, "MaskOptimizationSettings"], MaskParametrization]
-ParametrizationChoice = Union[str, MaskParametrization, ParametrizationFactory]
+ParametrizationFactory: TypeAlias = Callable[[FeatureGroups, "MaskOptimizationSettings"], MaskParametrization]
+"""Builds a parametrization for the feature groups of one chunk of a batch."""
+ParametrizationChoice: TypeAlias = Union[str, MaskParametrization, ParametrizationFactory]
+"""What the ``parametrization`` setting accepts: a name, an object or a factory."""
 PARAMETRIZATIONS: Registry[ParametrizationFactory] = Registry("parametrization")
+"""The parametrizations by name (``"auto"`` chooses among them)."""
 
 
 @PARAMETRIZATIONS.register("logits")

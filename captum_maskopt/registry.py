@@ -11,11 +11,8 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """An ordered mapping from names to entries, filled by :meth:`register`.
-
-    Args:
-        kind: what the entries are, for error messages (``"parametrization"``).
-    """
+    """An ordered mapping from names to entries, filled by :meth:`register`;
+    ``kind`` says what the entries are, for error messages (``"parametrization"``)."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

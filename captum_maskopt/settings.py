@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeAlias, Union
 
 import torch
 
@@ -23,14 +23,13 @@ if TYPE_CHECKING:
     from captum_maskopt.parametrizations import ParametrizationChoice
 
 __all__ = [
-    "MaskOptimizationSettings", "PRESETS", "SettingsChoice", "resolve_settings",
-    "resolve_seed", "settings_doc", "settings_table", "with_settings_doc",
-    "IMAGE_TOTAL_VARIATION_WEIGHT", "SETTING_NAMES",
+    "MaskOptimizationSettings", "PRESETS", "resolve_settings",
+    "resolve_seed", "settings_table", "IMAGE_TOTAL_VARIATION_WEIGHT", "SETTING_NAMES",
 ]
 
-#: The total-variation weight that ``total_variation_weight=None`` means for the smooth
-#: 2-D mask of images.
 IMAGE_TOTAL_VARIATION_WEIGHT = 10.0
+"""The total-variation weight that ``total_variation_weight=None`` means for the smooth
+2-D mask of images."""
 #: The coarse cell side that ``mask_cell_size=None`` means, in pixels, on images large
 #: enough to have :data:`MIN_CELLS_PER_SIDE` such cells along their shorter side.
 DEFAULT_CELL_SIZE = 8
@@ -234,6 +233,7 @@ class MaskOptimizationSettings:
 
 
 SETTING_NAMES: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MaskOptimizationSettings))
+"""The settings' names, in the fields' order."""
 
 #: Named settings. ``"default"`` is what ``attribute()`` uses; ``"paper"`` the settings
 #: of Brinner & Zarrieß (2023): the Gaussian-kernel word mask, Adam at 3e-2, up to 900
@@ -245,7 +245,8 @@ PRESETS: Mapping[str, MaskOptimizationSettings] = {
     ),
 }
 
-SettingsChoice = Union[None, str, MaskOptimizationSettings]
+SettingsChoice: TypeAlias = Union[None, str, MaskOptimizationSettings]
+"""What ``attribute(settings=...)`` accepts: None, a preset's name or a settings object."""
 
 
 def resolve_settings(settings: SettingsChoice = None, **overrides: Any) -> MaskOptimizationSettings:
@@ -316,8 +317,8 @@ def settings_table() -> str:
 
 
 def with_settings_doc(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Put the settings section, derived from the fields, into a docstring's
-    ``{settings}`` placeholder."""
+    """Put the settings section, derived from the fields, into a docstring, where
+    its placeholder (the word settings in braces) stands."""
     if function.__doc__:
         function.__doc__ = function.__doc__.replace("{settings}", settings_doc())
     return function

@@ -148,6 +148,10 @@ class LayerMaskOptimization(LayerAttribution):
             return_record (bool, optional): also return the
                         :class:`~captum_maskopt.OptimizationRecord`. Default: False
             show_progress (bool, optional): show a progress bar. Default: False
+            **setting_overrides: any setting by name, as in
+                        :meth:`MaskOptimization.attribute`; listed below.
+
+        Other Parameters:
 {settings}
 
         Returns:

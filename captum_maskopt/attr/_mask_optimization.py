@@ -170,6 +170,12 @@ class MaskOptimization(PerturbationAttribution):
                         fraction. Default: False
             show_progress (bool, optional): show a progress bar over the steps.
                         Default: False
+            **setting_overrides: any setting of
+                        :class:`~captum_maskopt.settings.MaskOptimizationSettings` by
+                        name, listed below with ``n_steps``; they override the fields
+                        of ``settings``.
+
+        Other Parameters:
 {settings}
 
         Returns:

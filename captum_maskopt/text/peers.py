@@ -20,7 +20,7 @@ A new peer is one registered function.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence, TypeAlias
 
 from torch import Tensor
 
@@ -28,13 +28,14 @@ from captum_maskopt.registry import Registry
 from captum_maskopt.text.integration import TextExplainer, WordAttribution
 from captum_maskopt.text.mase import LayerMASE
 
-__all__ = ["PEERS", "TextPeer"]
+__all__ = ["PEERS"]
 
-#: ``peer(explainer, texts, targets, mask_settings)``: word attributions of ``texts``
-#: for the classes ``targets`` (None: the predicted ones); ``mask_settings`` only concern
-#: MaskOptimization.
-TextPeer = Callable[[TextExplainer, Sequence[str], Optional[Tensor], Mapping[str, Any]], List[WordAttribution]]
+TextPeer: TypeAlias = Callable[[TextExplainer, Sequence[str], Optional[Tensor], Mapping[str, Any]], List[WordAttribution]]
+"""``peer(explainer, texts, targets, mask_settings)``: word attributions of ``texts``
+for the classes ``targets`` (None: the predicted ones); ``mask_settings`` only concern
+MaskOptimization."""
 PEERS: Registry[TextPeer] = Registry("text method")
+"""The methods of the text comparison, by name."""
 
 
 def _layer_method(name: str, factory: Callable[..., Any], pad_baselines: bool = True, **kwargs: Any) -> None:

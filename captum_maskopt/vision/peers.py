@@ -22,7 +22,7 @@ signs of IntegratedGradients stay.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, TypeAlias
 
 import torch
 from torch import Tensor, nn
@@ -33,13 +33,14 @@ from captum_maskopt.vision.features import superpixel_mask
 from captum_maskopt.vision.metrics import pixel_map
 from captum_maskopt.vision.rise import RISE
 
-__all__ = ["PEERS", "ImagePeer", "pixel_attributions"]
+__all__ = ["PEERS", "pixel_attributions"]
 
-#: ``peer(model, layer, images, targets, seed, mask_options)``: attributions shaped like
-#: ``images`` (or one channel); ``mask_options`` only concern MaskOptimization. A new
-#: peer is one registered function.
-ImagePeer = Callable[[nn.Module, Optional[nn.Module], Tensor, Tensor, int, Mapping[str, Any]], Tensor]
+ImagePeer: TypeAlias = Callable[[nn.Module, Optional[nn.Module], Tensor, Tensor, int, Mapping[str, Any]], Tensor]
+"""``peer(model, layer, images, targets, seed, mask_options)``: attributions shaped like
+``images`` (or one channel); ``mask_options`` only concern MaskOptimization."""
 PEERS: Registry[ImagePeer] = Registry("image method")
+"""The methods of the image comparison, by name; a new peer is one registered
+function."""
 
 
 @PEERS.register("MaskOptimization")
