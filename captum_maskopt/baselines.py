@@ -12,7 +12,7 @@ This module formats them and offers :func:`gaussian_blur` for the blur baseline.
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple, Union
+from typing import List, Tuple, Union
 
 import torch
 import torch.nn.functional as F

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Tuple
 
-import torch
 from captum.attr import LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
@@ -74,16 +73,7 @@ class LayerMaskOptimization(LayerAttribution):
                         the masked views; taken from ``forward_func`` when it is a
                         ``DataParallel`` module. Default: None
         """
-        if not isinstance(layer, nn.Module):
-            raise TypeError(f"layer must be a torch.nn.Module, got {type(layer).__name__}")
-        if isinstance(layer, torch.jit.ScriptModule):
-            raise TypeError(
-                "layer is a TorchScript module, on which hooks cannot be registered; keep "
-                "the layer an eager module and script what follows it, e.g. forward_func="
-                "lambda ids: scripted_rest(embeddings(ids))"
-            )
-        if device_ids is None and isinstance(forward_func, nn.DataParallel):
-            device_ids = list(forward_func.device_ids)
+        device_ids = LayerSwitch.check_layer(layer, forward_func, device_ids)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
 
     @property

@@ -33,6 +33,24 @@ class LayerSwitch:
         else:
             self.handle = layer.register_forward_hook(self._hook)
 
+    @staticmethod
+    def check_layer(
+        layer: Any, forward_func: Callable[..., Any], device_ids: Optional[List[int]]
+    ) -> Optional[List[int]]:
+        """Check that hooks can be put on ``layer``; returns the devices of a
+        ``DataParallel`` ``forward_func`` when ``device_ids`` is None."""
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"layer must be a torch.nn.Module, got {type(layer).__name__}")
+        if isinstance(layer, torch.jit.ScriptModule):
+            raise TypeError(
+                "layer is a TorchScript module, on which hooks cannot be registered; keep "
+                "the layer an eager module and script what follows it, e.g. forward_func="
+                "lambda ids: scripted_rest(embeddings(ids))"
+            )
+        if device_ids is None and isinstance(forward_func, nn.DataParallel):
+            return list(forward_func.device_ids)
+        return device_ids
+
     def remove(self) -> None:
         self.handle.remove()
 

@@ -77,15 +77,7 @@ class LayerMASE(LayerAttribution):
                         the perturbed outputs; taken from ``forward_func`` when it is a
                         ``DataParallel`` module. Default: None
         """
-        if not isinstance(layer, nn.Module):
-            raise TypeError(f"layer must be a torch.nn.Module, got {type(layer).__name__}")
-        if isinstance(layer, torch.jit.ScriptModule):
-            raise TypeError(
-                "layer is a TorchScript module, on which hooks cannot be registered; keep "
-                "the layer an eager module and script what follows it"
-            )
-        if device_ids is None and isinstance(forward_func, nn.DataParallel):
-            device_ids = list(forward_func.device_ids)
+        device_ids = LayerSwitch.check_layer(layer, forward_func, device_ids)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
 
     @property
