@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "format_tensor_tuple", "check_inputs", "broadcast_shape",
+    "TargetError", "format_tensor_tuple", "check_inputs", "broadcast_shape",
+    "check_output_type", "check_finite_output", "resolve_probability",
     "format_additional_forward_args", "BatchExpander", "expand_additional_forward_args",
     "format_target", "check_output", "select_target", "chunk_rows", "slice_batch",
     "chunk_target", "format_optional_like", "format_pinned",
@@ -123,9 +124,16 @@ def expand_additional_forward_args(
     return tuple(expanded)
 
 
-def _check_index(value: int, size: int, error: type, dim: int) -> None:
+class TargetError(IndexError, RuntimeError, AssertionError, ValueError, TypeError):
+    """An impossible ``target``. Captum's methods raise ``IndexError``,
+    ``RuntimeError``, ``AssertionError`` or ``TypeError`` depending on the target's
+    form; this error is an instance of each, so code written around any Captum method
+    catches it, and its message says what is wrong."""
+
+
+def _check_index(value: int, size: int, dim: int) -> None:
     if not -size <= value < size:
-        raise error(
+        raise TargetError(
             f"target: index {value} is out of bounds for dimension {dim} with size {size} "
             "of forward_func's output"
         )
@@ -133,8 +141,7 @@ def _check_index(value: int, size: int, error: type, dim: int) -> None:
 
 def format_target(target: TargetForm, n: int, output_shape: Sequence[int]) -> Optional[Tensor]:
     """The target as an ``(n, k)`` long tensor of non-negative indices into the output's
-    dims ``1..k``, or None. Out-of-range targets raise what Captum's methods raise:
-    IndexError for int/tuple targets, RuntimeError for tensor/list targets."""
+    dims ``1..k``, or None. An impossible target raises :class:`TargetError`."""
     dims = list(output_shape[1:])
     if target is None:
         return None
@@ -144,56 +151,81 @@ def format_target(target: TargetForm, n: int, output_shape: Sequence[int]) -> Op
         elif target.dim() == 1 and target.numel() == n and not target.is_floating_point():
             target = target.tolist()
         else:
-            raise ValueError(
+            raise TargetError(
                 f"target tensor must hold one integer or one per example ({n}), got shape "
                 f"{tuple(target.shape)} and dtype {target.dtype}"
             )
     if isinstance(target, bool) or not isinstance(target, (int, tuple, list)):
-        raise TypeError(
+        raise TargetError(
             "target must be None, an int, a tuple of ints, a tensor or a list of ints or "
             f"tuples, got {type(target).__name__}"
         )
     if isinstance(target, (int, tuple)):
         items = [target] * n
-        error: type = IndexError
     else:
         if len(target) != n:
-            raise ValueError(f"target is a list of length {len(target)}; expected one per example ({n})")
+            raise TargetError(f"target is a list of length {len(target)}; expected one per example ({n})")
         items = list(target)
-        # Captum gathers lists of ints (RuntimeError when out of range) but indexes with
-        # each tuple of a list of tuples (IndexError).
-        error = IndexError if items and isinstance(items[0], tuple) else RuntimeError
     rows = []
     for item in items:
         item = (item,) if isinstance(item, int) else item
         if not isinstance(item, tuple) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in item
         ):
-            raise TypeError(f"target entries must be ints or tuples of ints, got {item!r}")
+            raise TargetError(f"target entries must be ints or tuples of ints, got {item!r}")
         if len(item) > len(dims):
-            raise ValueError(
+            raise TargetError(
                 f"target {item} indexes {len(item)} output dimension(s) but forward_func "
                 f"returns shape {tuple(output_shape)}, which has {len(dims)} after the batch; "
                 "a forward_func returning one value per example has no class dimension to "
                 "index: pass target=None"
             )
         for d, (value, size) in enumerate(zip(item, dims)):
-            _check_index(value, size, error, d + 1)
+            _check_index(value, size, d + 1)
         rows.append([v % size for v, size in zip(item, dims)])
     lengths = {len(r) for r in rows}
     if len(lengths) != 1:
-        raise ValueError("target tuples must all have the same length")
+        raise TargetError("target tuples must all have the same length")
     return torch.tensor(rows, dtype=torch.long)
 
 
-def check_output(output: Any, n: int, target: Optional[Tensor], probability: str) -> None:
-    """Check that each example's output reduces to one target probability."""
+def check_output_type(output: Any) -> Tensor:
+    """``output`` if it is a tensor; a clear ``TypeError`` otherwise (a Hugging Face
+    model's output object, a tuple)."""
     if not isinstance(output, Tensor):
         raise TypeError(
             f"forward_func must return a tensor of scores, got {type(output).__name__}; for "
             "a Hugging Face model wrap it, e.g. lambda ids, mask: model(ids, attention_mask="
-            "mask).logits"
+            "mask).logits; for a model returning a tuple, pick the scores, e.g. lambda x: "
+            "model(x)[0]"
         )
+    return output
+
+
+def check_finite_output(output: Tensor, first_row: int = 0) -> None:
+    """Refuse to explain examples whose own prediction is nan or inf."""
+    bad = ~torch.isfinite(output.reshape(output.shape[0], -1)).all(dim=1)
+    if bool(bad.any()):
+        rows = (bad.nonzero().reshape(-1) + first_row).tolist()
+        raise ValueError(
+            f"forward_func returns nan or inf for example(s) {rows[:10]} of the inputs: "
+            "there is no prediction to explain there"
+        )
+
+
+def resolve_probability(probability: str, output: Tensor, target: Optional[Tensor]) -> str:
+    """The ``probability`` setting in force: ``"auto"`` is ``"sigmoid"`` when the model
+    gives one value per example (``(N,)`` or ``(N, 1)``, a single-logit classifier)
+    and ``"softmax"`` over the last dimension otherwise."""
+    if probability != "auto":
+        return probability
+    one_value = output.dim() == 1 or math.prod(output.shape[1:]) == 1
+    return "sigmoid" if one_value else "softmax"
+
+
+def check_output(output: Any, n: int, target: Optional[Tensor], probability: str) -> None:
+    """Check that each example's output reduces to one target probability."""
+    output = check_output_type(output)
     if output.dim() == 0 or output.shape[0] != n:
         raise ValueError(
             f"forward_func returned shape {tuple(output.shape)}; expected the batch size {n} "
@@ -203,19 +235,19 @@ def check_output(output: Any, n: int, target: Optional[Tensor], probability: str
     remaining = output.shape[1 + k :]
     if math.prod(remaining) != 1:
         if target is None:
-            raise ValueError(
+            raise TargetError(
                 f"target is None but forward_func returns {tuple(output.shape[1:])} values per "
                 "example; pass target (e.g. the predicted class, model(x).argmax(1))"
             )
-        raise ValueError(
+        raise TargetError(
             f"target selects {k} output dimension(s) but forward_func returns shape "
             f"{tuple(output.shape)}: a target must select one value per example"
         )
     if probability == "softmax" and (output.dim() == 1 or output.shape[-1] == 1):
         raise ValueError(
             "probability='softmax' over a single output is always 1: use "
-            "probability='sigmoid' for a single-logit classifier or 'identity' for a model "
-            "that returns probabilities"
+            "probability='sigmoid' (what the default 'auto' picks) for a single-logit "
+            "classifier or 'identity' for a model that returns probabilities"
         )
 
 

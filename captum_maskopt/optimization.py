@@ -27,7 +27,7 @@ from captum_maskopt.objective import Objective, ObjectiveState, group_shares, ke
 from captum_maskopt.parametrizations import MaskParametrization, Params
 from captum_maskopt.settings import MaskOptimizationSettings
 
-__all__ = ["OptimizationRecord", "optimize_masks", "noise_block", "mask_noise"]
+__all__ = ["OptimizationRecord", "NonFiniteViewsError", "optimize_masks", "noise_block", "mask_noise"]
 
 # predict(mask_values (n, G), rows (n,) or None for the whole batch)
 #   -> (keep_probability (K, n), remove_probability (K, n)), K = number of baselines
@@ -50,6 +50,7 @@ class OptimizationRecord:
         remove_probability: target probability of the remove view under the final mask.
         kept_fraction: share of the (unpinned) input that the final mask keeps.
         loss: the objective (without noise) at the final mask.
+        probability: how the outputs became probabilities (``"auto"`` resolved).
     """
 
     steps: Tensor
@@ -58,16 +59,17 @@ class OptimizationRecord:
     remove_probability: Tensor
     kept_fraction: Tensor
     loss: Tensor
+    probability: str = "softmax"
 
     @staticmethod
     def concatenate(records: "list[OptimizationRecord]") -> "OptimizationRecord":
         """Join the records of consecutive chunks of a batch."""
-        return OptimizationRecord(
-            **{
-                name: torch.cat([getattr(r, name) for r in records])
-                for name in OptimizationRecord.__dataclass_fields__
-            }
-        )
+        tensors = {
+            name: torch.cat([getattr(r, name) for r in records])
+            for name in OptimizationRecord.__dataclass_fields__
+            if name != "probability"
+        }
+        return OptimizationRecord(**tensors, probability=records[0].probability)
 
 
 def _uniform_hash(keys: Tensor, counter: Tensor) -> Tensor:
@@ -197,6 +199,30 @@ class _Adam:
             params[name][rows] = params[name][rows] - update
 
 
+class NonFiniteViewsError(ValueError):
+    """The model's output on the keep or remove views of some examples is nan or inf,
+    so their loss is too: ``rows`` are their positions in the batch."""
+
+    def __init__(self, rows: List[int]) -> None:
+        self.rows = rows
+        super().__init__(
+            f"forward_func returns nan or inf on the masked views of example(s) {rows[:10]}: "
+            "mixing an input with its baseline gives values the model cannot take (for "
+            "instance log or division of a zero baseline); choose baselines on which "
+            "forward_func is finite, e.g. the inputs' mean, a blur, or a small positive value"
+        )
+
+    def shifted(self, offset: int) -> "NonFiniteViewsError":
+        """The same error with rows counted from ``offset`` (a chunk's first row)."""
+        return NonFiniteViewsError([row + offset for row in self.rows])
+
+
+def _finite_or_raise(loss: Tensor, rows: Tensor) -> None:
+    bad = ~torch.isfinite(loss)
+    if bool(bad.any()):
+        raise NonFiniteViewsError(rows[bad].tolist())
+
+
 class _ActiveRows:
     """The examples still being optimized: all of them (``rows`` None, whole-tensor
     operations: every step until the first example stops) or the subset ``rows``."""
@@ -282,6 +308,10 @@ def optimize_masks(
             active.add_to(path_sum, evaluation.values.detach())
         keep, remove = predict(noisy, active.rows)
         loss = objective(ObjectiveState(keep, remove, evaluation, active.take(shares), grid))
+        if step == 0:
+            # Checked once here and then at every convergence check, where the loop
+            # synchronises with the device anyway.
+            _finite_or_raise(loss.detach(), active.indices())
         grads = list(torch.autograd.grad(loss.sum(), list(tracked.values())))
         active.add_to(steps_taken, 1)
         with torch.no_grad():
@@ -298,7 +328,12 @@ def optimize_masks(
                 settled = (current - active.take(last_checked)).abs().amax(dim=1) < settings.tolerance
                 active.put(last_checked, current)
                 # One device-to-host sync per check, not per step.
-                if bool(settled.any()):
+                any_settled, all_finite = torch.stack(
+                    [settled.any(), torch.isfinite(loss.detach()).all()]
+                ).tolist()
+                if not all_finite:
+                    _finite_or_raise(loss.detach(), active.indices())
+                if any_settled:
                     rows = active.indices()
                     converged[rows[settled]] = True
                     remaining = rows[~settled]
@@ -311,6 +346,7 @@ def optimize_masks(
         final = evaluation.values.masked_fill(pinned, 0.0)
         keep, remove = predict(final, None)
         loss = objective(ObjectiveState(keep, remove, evaluation, shares, grid))
+        _finite_or_raise(loss, torch.arange(n_examples, device=device))
         record = OptimizationRecord(
             steps=steps_taken,
             converged=converged,

@@ -138,10 +138,11 @@ class MaskOptimizationSettings:
         "the default pixel groups of an ``(N, C, H, W)`` tensor, gaussian1d for an "
         "``(N, T, D)`` sequence, logits otherwise", _parametrization_check())
     probability: str = setting(
-        "softmax", "how outputs become probabilities: ``\"softmax\"`` over the last "
+        "auto", "how outputs become probabilities: ``\"softmax\"`` over the last "
         "dimension (single-label classifiers), ``\"sigmoid\"`` (single-logit and "
-        "multi-label classifiers) or ``\"identity\"`` (the model returns probabilities)",
-        _choice(PROBABILITY_FUNCTIONS))
+        "multi-label classifiers), ``\"identity\"`` (the model returns probabilities), or "
+        "``\"auto\"``: sigmoid when the model gives one value per example, softmax "
+        "otherwise (the record says which)", _choice(("auto",) + PROBABILITY_FUNCTIONS))
     sufficiency_weight: float = setting(
         1.0, "weight of ``-log p_y(x_keep)``", _number(0.0))
     comprehensiveness_weight: float = setting(

@@ -185,3 +185,17 @@ def test_bert_with_attention_mask():
     )
     assert torch.allclose(attributions[1:2], single, atol=1e-6, rtol=0)
     assert _unchanged(bert, before)
+
+
+def test_a_batch_of_a_short_and_a_long_text_on_the_real_classifier(sentiment):
+    """The ridge systems of a snippet padded to a paragraph's length made the batched
+    LU solve fail inside oneMKL ("Pivots given to lu_solve must all be greater or
+    equal to 1"); the Cholesky solve explains both."""
+    from captum_maskopt.text import TextExplainer, load_paragraphs, load_snippets
+    from captum_maskopt.text.peers import PEERS
+
+    explainer = TextExplainer(*sentiment)
+    texts = [load_snippets("test")[3].text, load_paragraphs("test")[0].text]
+    for word in PEERS["MASE"](explainer, texts, None, {}):
+        assert len(word.scores) == len(word.words) > 0
+        assert torch.isfinite(word.scores).all() and word.scores.abs().max() > 0

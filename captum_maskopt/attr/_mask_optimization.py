@@ -18,7 +18,9 @@ from captum_maskopt.formatting import (
     TargetForm,
     TensorOrTuple,
     check_inputs,
+    check_finite_output,
     check_output,
+    check_output_type,
     chunk_rows,
     chunk_target,
     format_additional_forward_args,
@@ -26,11 +28,12 @@ from captum_maskopt.formatting import (
     format_pinned,
     format_target,
     format_tensor_tuple,
+    resolve_probability,
     slice_batch,
 )
 from captum_maskopt.guard import preserved_caller_state, progress_bar
 from captum_maskopt.objective import Objective
-from captum_maskopt.optimization import OptimizationRecord, optimize_masks
+from captum_maskopt.optimization import NonFiniteViewsError, OptimizationRecord, optimize_masks
 from captum_maskopt.parametrizations import SmoothMask2D, resolve_parametrization
 from captum_maskopt.settings import (
     MaskOptimizationSettings,
@@ -139,8 +142,9 @@ class MaskOptimization(PerturbationAttribution):
                         Default: None
             target (int, tuple, Tensor or list, optional): the output index to explain
                         per example, in any form Captum accepts. May be None only when
-                        the model returns one value per example (then use
-                        ``probability="sigmoid"`` or ``"identity"``). Default: None
+                        the model returns one value per example (a single-logit
+                        classifier: ``probability="auto"`` then takes its sigmoid).
+                        Default: None
             additional_forward_args (Any, optional): further arguments to
                         ``forward_func`` after the inputs. Tensors with a batch
                         dimension must have the inputs' batch size; they are expanded
@@ -234,16 +238,19 @@ class MaskOptimization(PerturbationAttribution):
         results: List[Tuple[Tensor, FeatureGroups]] = []
         records: List[OptimizationRecord] = []
         target_index: Optional[Tensor] = None
+        probability = settings.probability
         with progress_bar(show_progress, settings.n_steps * len(chunks), description) as progress:
             for number, chunk in enumerate(chunks):
                 masked = slice_batch(problem.masked, n, chunk)
                 args = slice_batch(problem.additional_forward_args, n, chunk)
                 with torch.no_grad():
-                    original = self.forward_func(*masked, *args)
+                    original = check_output_type(self.forward_func(*masked, *args))
                 if number == 0:
                     target_index = format_target(problem.target, n, original.shape)
+                    probability = resolve_probability(settings.probability, original, target_index)
                 rows_target = chunk_target(target_index, chunk, original)
-                check_output(original, masked[0].shape[0], rows_target, settings.probability)
+                check_output(original, masked[0].shape[0], rows_target, probability)
+                check_finite_output(original, chunk.start)
                 baselines = [slice_batch(b, n, chunk) for b in problem.baselines]
                 groups = build_feature_groups(
                     masked,
@@ -263,11 +270,15 @@ class MaskOptimization(PerturbationAttribution):
 
                 predict = build_predict(
                     masked, baselines, groups, run_views, rows_target,
-                    settings.probability, settings.autocast,
+                    probability, settings.autocast,
                 )
-                mask, record = optimize_masks(
-                    predict, parametrization, groups, objective, settings, seed, progress
-                )
+                try:
+                    mask, record = optimize_masks(
+                        predict, parametrization, groups, objective, settings, seed, progress
+                    )
+                except NonFiniteViewsError as error:
+                    raise error.shifted(chunk.start) from None
+                record.probability = probability
                 results.append((mask, groups))
                 records.append(record)
         return masks_to_attributions(results, problem.masked), OptimizationRecord.concatenate(records)

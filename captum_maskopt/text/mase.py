@@ -272,7 +272,11 @@ class LayerMASE(LayerAttribution):
         eye = torch.eye(tokens, dtype=gram.dtype, device=gram.device)
         system = gram + penalty[:, None, None] * eye
         right = (a.transpose(1, 2) @ p.unsqueeze(-1)).squeeze(-1)
-        result: Tensor = torch.linalg.solve(system, right)
+        # The system is symmetric positive definite (a Gram matrix plus a positive
+        # ridge): Cholesky is the solver for it, and it avoids the batched LU whose
+        # pivoting fails inside oneMKL for some batches of long padded texts.
+        factor = torch.linalg.cholesky(system)
+        result: Tensor = torch.cholesky_solve(right.unsqueeze(-1), factor).squeeze(-1)
         return result
 
     @staticmethod
