@@ -63,6 +63,9 @@ def default_group_index(shape: Sequence[int]) -> Tuple[Tensor, Optional[Tuple[in
     groups follow a sequence.
     """
     rest = list(shape[1:])
+    if math.prod(rest) == 0:
+        # A tensor without elements has no groups (and gets an empty attribution).
+        return torch.zeros([1] + rest, dtype=torch.long), None, False
     if len(rest) == 2:
         return torch.arange(rest[0]).view(1, rest[0], 1), None, True
     if len(rest) == 3:
@@ -123,7 +126,12 @@ def build_feature_groups(
     """
     n = inputs[0].shape[0]
     device = inputs[0].device
-    dtype = inputs[0].dtype if inputs[0].is_floating_point() else torch.get_default_dtype()
+    # The mask is optimized in at least float32: Adam's small steps and epsilon vanish
+    # in float16; the views are cast back to each tensor's own dtype.
+    dtype = (
+        torch.promote_types(inputs[0].dtype, torch.float32)
+        if inputs[0].is_floating_point() else torch.get_default_dtype()
+    )
     indices: List[Tensor] = []
     grid: Optional[Tuple[int, int]] = None
     sequence = False
@@ -133,6 +141,7 @@ def build_feature_groups(
             index, x_grid, x_sequence = default_group_index(x.shape)
             indices.append(index.to(device) + offset)
             offset += int(index.max()) + 1 if index.numel() else 0
+            x_grid, x_sequence = (x_grid, x_sequence) if index.numel() else (None, False)
             if len(inputs) == 1:
                 grid, sequence = x_grid, x_sequence
         n_groups = offset

@@ -202,7 +202,13 @@ class MaskOptimizationSettings:
             field.metadata["check"](field.name, getattr(self, field.name))
 
     def with_overrides(self, **overrides: Any) -> "MaskOptimizationSettings":
-        """A copy with some fields changed; an unknown name raises ``TypeError``."""
+        """A copy with some fields changed; an unknown name raises ``TypeError``, and
+        Captum's keywords that mean nothing here say why."""
+        for name, reason in _WITHOUT_MEANING.items():
+            if name in overrides:
+                value = overrides.pop(name)
+                if not (name == "return_convergence_delta" and value is False):
+                    raise TypeError(f"{name}={value!r}: {reason}")
         unknown = sorted(set(overrides) - set(SETTING_NAMES))
         if unknown:
             raise TypeError(
@@ -232,6 +238,17 @@ class MaskOptimizationSettings:
             return self.mask_cell_size
         return max(1, min(DEFAULT_CELL_SIZE, min(grid) // MIN_CELLS_PER_SIDE))
 
+
+#: Keywords of Captum's IntegratedGradients that have no meaning for mask
+#: optimization, and why; ``return_convergence_delta=False`` is accepted.
+_WITHOUT_MEANING = {
+    "return_convergence_delta": "mask optimization has no convergence delta (it "
+    "approximates no integral whose completeness could be checked); "
+    "return_record=True gives each example's steps, convergence and final "
+    "probabilities instead",
+    "method": "mask optimization integrates along no path, so it has no integration "
+    "method; n_steps bounds its optimization steps",
+}
 
 SETTING_NAMES: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MaskOptimizationSettings))
 """The settings' names, in the fields' order."""

@@ -4,6 +4,7 @@ layer hooks exactly as they were."""
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Callable, Iterable, List, Optional, Type
 
@@ -738,3 +739,163 @@ def test_path_average_must_be_a_bool(kind, value, mlp):
         lambda: explainer.attribute(x, target=0, n_steps=N_STEPS, path_average=value),
         TypeError, r"path_average must be True or False", mlp, x, layer=mlp[0],
     )
+
+
+# ------------------------------------------------------- drop-in fidelity (issue 17)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_single_output_model_needs_no_probability_argument(kind):
+    """IntegratedGradients explains ``nn.Linear(6, 1)`` without a target; so does the
+    default ``probability="auto"``, with the sigmoid, which the record says."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1)).eval()
+    x = _x()
+    attributions, record = _explainer(kind, model).attribute(x, n_steps=N_STEPS, return_record=True)
+    assert record.probability == "sigmoid" and torch.isfinite(attributions).all()
+    explicit = _explainer(kind, model).attribute(x, n_steps=N_STEPS, probability="sigmoid")
+    assert torch.equal(attributions, explicit)
+    _, record = _explainer(kind, model).attribute(x, n_steps=N_STEPS, return_record=True, probability="identity")
+    assert record.probability == "identity"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_multi_class_model_gets_the_softmax(kind, mlp):
+    _, record = _explainer(kind, mlp).attribute(_x(), target=0, n_steps=N_STEPS, return_record=True)
+    assert record.probability == "softmax"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_integrated_gradients_keywords_say_why_they_mean_nothing(kind, mlp):
+    x = _x()
+    explainer = _explainer(kind, mlp)
+    plain = explainer.attribute(x, target=0, n_steps=N_STEPS)
+    assert torch.equal(explainer.attribute(x, target=0, n_steps=N_STEPS, return_convergence_delta=False), plain)
+    assert_rejected(
+        lambda: explainer.attribute(x, target=0, n_steps=N_STEPS, return_convergence_delta=True),
+        TypeError, r"return_convergence_delta=True: mask optimization has no convergence delta",
+        mlp, x, layer=mlp[0],
+    )
+    assert_rejected(
+        lambda: explainer.attribute(x, target=0, n_steps=N_STEPS, method="gausslegendre"),
+        TypeError, r"method='gausslegendre': mask optimization integrates along no path",
+        mlp, x, layer=mlp[0],
+    )
+
+
+def test_half_precision_is_optimized_in_float32_and_returned_in_the_inputs_dtype(mlp):
+    x = _x()
+    full = MaskOptimization(mlp).attribute(x, target=0, n_steps=30)
+    half = MaskOptimization(copy.deepcopy(mlp).half()).attribute(x.half(), target=0, n_steps=30)
+    assert half.dtype == torch.float16
+    assert (half.float() - full).abs().max() < 5e-3
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_prediction_that_is_nan_is_refused_naming_the_example(kind, mlp):
+    class NanForSecond(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = nn.Linear(4, 6)
+            self.head = nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.head(self.first(x))
+            return torch.where(x[:, :1] > 100, torch.full_like(out, float("nan")), out)
+
+    model = NanForSecond().eval()
+    x = _x(3)
+    x[1, 0] = 1000.0
+    explainer = MaskOptimization(model) if kind == "input" else LayerMaskOptimization(model, model.first)
+    assert_rejected(
+        lambda: explainer.attribute(x, target=0, n_steps=N_STEPS),
+        ValueError, r"forward_func returns nan or inf for example\(s\) \[1\]", model, x,
+        layer=model.first,
+    )
+
+
+@pytest.mark.parametrize("internal_batch_size, named", [(None, r"\[0, 1, 2\]"), (1, r"\[0\]"), (2, r"\[0, 1\]")])
+def test_views_on_which_the_model_is_not_finite_are_refused_naming_the_examples(internal_batch_size, named):
+    """``lin(log(z))`` with the zero baseline: the views mix in zeros, log(0) = -inf.
+    The first chunk that fails names its examples by their place in the batch."""
+    torch.manual_seed(0)
+    linear = nn.Linear(4, 3).eval()
+    x = torch.rand(3, 4) + 0.5
+
+    def forward(z: torch.Tensor) -> torch.Tensor:
+        return linear(torch.log(z))
+
+    with pytest.raises(ValueError, match=rf"nan or inf on the masked views of example\(s\) {named}.*baselines"):
+        MaskOptimization(forward).attribute(x, target=0, n_steps=N_STEPS, internal_batch_size=internal_batch_size)
+    # With a baseline on which the model is finite the same call works.
+    attributions = MaskOptimization(forward).attribute(x, baselines=0.5, target=0, n_steps=N_STEPS)
+    assert torch.isfinite(attributions).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_forward_func_returning_a_tuple_gets_the_clear_type_error(kind, mlp):
+    def forward(x: torch.Tensor) -> Any:
+        return mlp(x), "extra"
+
+    x = _x()
+    explainer = MaskOptimization(forward) if kind == "input" else LayerMaskOptimization(forward, mlp[0])
+    assert_rejected(
+        lambda: explainer.attribute(x, target=0, n_steps=N_STEPS),
+        TypeError, r"forward_func must return a tensor of scores, got tuple.*model\(x\)\[0\]",
+        mlp, x, layer=mlp[0],
+    )
+
+
+def test_a_zero_width_tensor_in_tuple_inputs_gets_an_empty_attribution(two_inputs):
+    class WithEmpty(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = two_inputs
+
+        def forward(self, empty: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return self.inner(a, b) + empty.sum(1, keepdim=True)
+
+    model = WithEmpty().eval()
+    inputs = (torch.randn(4, 0), torch.randn(4, 4), torch.randn(4, 2))
+    attributions = MaskOptimization(model).attribute(inputs, target=1, n_steps=N_STEPS)
+    assert [tuple(a.shape) for a in attributions] == [(4, 0), (4, 4), (4, 2)]
+    without = MaskOptimization(two_inputs).attribute(inputs[1:], target=1, n_steps=N_STEPS)
+    for got, expected in zip(attributions[1:], without):
+        assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_a_layer_called_twice_in_one_forward_pass_is_refused():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.shared = nn.Linear(4, 4)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.shared(torch.tanh(self.shared(x))))
+
+    model = Twice().eval()
+    x = _x()
+    assert_rejected(
+        lambda: LayerMaskOptimization(model, model.shared).attribute(x, target=0, n_steps=N_STEPS),
+        ValueError, r"layer is called 2 times in one forward pass", model, x, layer=model.shared,
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("value", [0, -1, 2.5])
+def test_mask_cell_size_is_checked_for_every_input(kind, value, mlp):
+    """One validation path: the setting is refused whatever the input's shape (it
+    used to be ignored on inputs without a pixel grid)."""
+    x = _x()
+    assert_rejected(
+        lambda: _explainer(kind, mlp).attribute(x, target=0, n_steps=N_STEPS, mask_cell_size=value),
+        ValueError, r"mask_cell_size must be None or an integer >= 1", mlp, x, layer=mlp[0],
+    )
+
+
+@pytest.mark.parametrize("value", [0, -0.1])
+def test_learning_rate_zero_and_negative_get_one_message(value, mlp):
+    x = _x()
+    with pytest.raises(ValueError, match=r"^learning_rate must be a finite number > 0, got"):
+        MaskOptimization(mlp).attribute(x, target=0, learning_rate=value)

@@ -251,7 +251,10 @@ def assert_pinned_groups_are_zero(
 
 def assert_valid_record(record: OptimizationRecord, n: int, n_steps: int) -> None:
     assert isinstance(record, OptimizationRecord)
+    assert record.probability in ("softmax", "sigmoid", "identity")
     for name in OptimizationRecord.__dataclass_fields__:
+        if name == "probability":
+            continue
         value = getattr(record, name)
         assert isinstance(value, torch.Tensor), name
         assert value.shape[0] == n, f"record.{name} has {value.shape[0]} rows, not {n}"
@@ -421,3 +424,52 @@ def test_layer_mask_optimization_output_structure_and_values(
     assert torch.equal(x, copy)
     layer = LAYER_MODEL[1]
     assert len(layer._forward_hooks) == 0 and len(layer._forward_pre_hooks) == 0
+
+
+@st.composite
+def method_settings(draw: Any) -> Any:
+    """Valid settings in every combination: the objective's forms and weights, the
+    mask, the noise and the stopping rule."""
+    from captum_maskopt.settings import MaskOptimizationSettings
+
+    return MaskOptimizationSettings(
+        n_steps=draw(st.integers(1, 12)),
+        learning_rate=draw(st.sampled_from([0.01, 0.1, 1.0])),
+        parametrization=draw(st.sampled_from(["auto", "logits"])),
+        sufficiency_weight=draw(st.sampled_from([0.0, 1.0, 3.0])),
+        comprehensiveness_weight=draw(st.sampled_from([0.0, 1.0])),
+        comprehensiveness=draw(st.sampled_from(["log", "hinge"])),
+        comprehensiveness_margin=draw(st.sampled_from([0.0, 0.1, 0.9])),
+        compactness_weight=draw(st.sampled_from([0.0, 1.0, 10.0])),
+        target_kept_fraction=draw(st.sampled_from([None, 0.05, 0.5])),
+        smoothness_weight=draw(st.sampled_from([0.0, 1.2])),
+        total_variation_weight=draw(st.sampled_from([None, 0.0, 5.0])),
+        mask_cell_size=draw(st.sampled_from([None, 1, 3])),
+        noise_std=draw(st.sampled_from([0.0, 0.03, 0.5])),
+        flip_fraction=draw(st.sampled_from([0.0, 0.05, 0.45])),
+        check_every=draw(st.integers(1, 5)),
+        tolerance=draw(st.sampled_from([0.0, 0.01, 1.0])),
+        path_average=draw(st.booleans()),
+        seed=draw(st.sampled_from([None, 0, 2**40])),
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(case=cases(), chosen=method_settings())
+def test_any_valid_settings_give_finite_masks_in_the_unit_interval(case, chosen):
+    """Whatever the shapes, targets, baselines, groups and settings: no unexpected
+    exception, no value outside [0, 1], no nan (a fixed budget of examples, a few
+    seconds in CI)."""
+    inputs = case["inputs"]
+    one = not case["as_tuple"]
+    attributions, record = MaskOptimization(case["model"]).attribute(
+        inputs[0] if one else inputs,
+        baselines=case["baselines"][0] if one and case["baselines"] is not None else case["baselines"],
+        target=case["target"],
+        feature_mask=case["feature_mask"][0] if one and case["feature_mask"] is not None else case["feature_mask"],
+        settings=chosen,
+        probability=case["probability"],
+        return_record=True,
+    )
+    assert_valid_attributions(attributions, inputs, case["as_tuple"])
+    assert torch.isfinite(record.loss).all()

@@ -28,6 +28,9 @@ class LayerSwitch:
         self.recorded: Optional[Tuple[Tensor, ...]] = None
         self.replacement: Optional[Tuple[Tensor, ...]] = None
         self.was_tuple = False
+        # Calls of the layer in the current recording; a layer used twice in one
+        # forward pass would get the same replacement twice.
+        self.calls = 0
         if to_input:
             self.handle = layer.register_forward_pre_hook(self._pre_hook)
         else:
@@ -65,6 +68,7 @@ class LayerSwitch:
 
     def _swap(self, values: Tuple[Any, ...]) -> Tuple[Any, ...]:
         positions = [i for i, v in enumerate(values) if isinstance(v, Tensor)]
+        self.calls += 1
         if self.replacement is None:
             self.recorded = tuple(values[i].detach() for i in positions)
             return values
@@ -103,9 +107,15 @@ class LayerSwitch:
 
     def record(self, run: Callable[[], Any]) -> Tuple[Any, Tuple[Tensor, ...]]:
         """Run the model once, returning its output and the layer's tensors."""
-        self.replacement, self.recorded = None, None
+        self.replacement, self.recorded, self.calls = None, None, 0
         with torch.no_grad():
             output = run()
+        if self.calls > 1:
+            raise ValueError(
+                f"layer is called {self.calls} times in one forward pass of forward_func; "
+                "its tensors cannot be replaced unambiguously: pass a module that is called "
+                "once (e.g. wrap the shared module's single use in a module of its own)"
+            )
         # The hook set it during run(), which the type checker cannot see.
         recorded = cast(Optional[Tuple[Tensor, ...]], self.recorded)
         if recorded is None:

@@ -42,7 +42,7 @@ def build_predict(
         n = mask.shape[0]
         views = []
         for i, x in enumerate(masked):
-            m = groups.expand(mask, i, rows)
+            m = groups.expand(mask, i, rows).to(x.dtype)
             x_rows = x if rows is None else x[rows]
             keeps, removes = [], []
             for baseline, difference in zip(baselines, differences):
