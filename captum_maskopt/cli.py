@@ -177,7 +177,7 @@ def _compare_text(args: argparse.Namespace) -> None:
     mask_settings = _mask_settings(args.mask_setting)
     model, tokenizer = load_sentiment_classifier()
     explainer = TextExplainer(model, tokenizer)
-    documents = load_snippets("test")[: args.snippets] + load_paragraphs("test")[: args.paragraphs]
+    documents = load_snippets(args.split)[: args.snippets] + load_paragraphs(args.split)[: args.paragraphs]
     texts = [d.text for d in documents]
     labels = [d.label for d in documents]
     batches = -(-len(texts) // args.batch_size)
@@ -188,11 +188,12 @@ def _compare_text(args: argparse.Namespace) -> None:
             keep_attributions=args.report_documents if args.html else 0,
             checkpoint=args.checkpoint, seed=args.seed, mask_settings=mask_settings,
         )
-    print(f"\n{args.snippets} test snippets + {args.paragraphs} test paragraphs, "
+    print(f"\n{args.snippets} {args.split} snippets + {args.paragraphs} {args.split} paragraphs, "
           "word level, removal = pad token\n")
     print(summary_table(results))
     config = {
-        "snippets": args.snippets, "paragraphs": args.paragraphs, "batch_size": args.batch_size,
+        "split": args.split, "snippets": args.snippets, "paragraphs": args.paragraphs,
+        "batch_size": args.batch_size,
         "seed": args.seed, "methods": methods, "removal": "pad token",
         "delta_accuracy_fraction": 0.2, "aopc_fractions": [0.01, 0.05, 0.1, 0.2, 0.5],
         "torch_threads": torch.get_num_threads(),
@@ -202,7 +203,7 @@ def _compare_text(args: argparse.Namespace) -> None:
     if args.shortcut > 0:
         shortcut_model, shortcut_tokenizer, token = load_shortcut_classifier()
         planted = [
-            e.text for e in with_shortcut(load_snippets("test"), token, seed=args.seed)
+            e.text for e in with_shortcut(load_snippets(args.split), token, seed=args.seed)
             if token in e.text.lower().split()
         ][: args.shortcut]
         rates = first_rank_rate(
@@ -316,9 +317,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     text = modalities.add_parser("text", help="MiniLM sentiment classifier, Rotten Tomatoes")
     # The defaults finish in under ten minutes on two CPU cores; the figures in
     # docs/results/ come from larger runs (see their "config").
-    text.add_argument("--snippets", type=_at_least(0), default=8, help="test snippets (default 8)")
-    text.add_argument("--paragraphs", type=_at_least(0), default=1, help="test paragraphs (default 1)")
+    text.add_argument("--snippets", type=_at_least(0), default=8, help="snippets of the split (default 8)")
+    text.add_argument("--paragraphs", type=_at_least(0), default=1, help="paragraphs of the split (default 1)")
     text.add_argument("--methods", default="", help="comma-separated subset (default: all)")
+    text.add_argument("--split", choices=("test", "validation"), default="test",
+                      help="the documents' split: test (reported figures) or validation "
+                           "(for tuning, kept apart from the reported ones; default test)")
     text.add_argument("--batch-size", type=_at_least(1), default=8)
     text.add_argument("--shortcut", type=_at_least(0), default=4,
                       help="planted-shortcut examples (default 4; 0 skips the check)")

@@ -117,3 +117,17 @@ def test_compare_text_mask_settings_override_text_settings(tmp_path, monkeypatch
 def test_compare_text_rejects_bad_mask_settings(pair):
     with pytest.raises(SystemExit, match="--mask-setting: expected NAME=VALUE"):
         main(["compare", "text", "--mask-setting", pair, "--quiet"])
+
+
+def test_compare_text_runs_on_the_validation_split_for_tuning(tmp_path):
+    """Settings are tuned on the validation split, apart from the reported test split."""
+    from captum_maskopt.text import load_snippets
+
+    json_path = tmp_path / "dev.json"
+    assert main([
+        "compare", "text", "--split", "validation", "--snippets", "1", "--paragraphs", "0",
+        "--shortcut", "0", "--methods", "InputXGradient", "--json", str(json_path), "--quiet",
+    ]) == 0
+    config = json.loads(json_path.read_text())["config"]
+    assert config["split"] == "validation"
+    assert load_snippets("validation")[0].text != load_snippets("test")[0].text
