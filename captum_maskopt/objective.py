@@ -259,7 +259,7 @@ class Objective:
     """
 
     def __init__(self, settings: "MaskOptimizationSettings", smooth_grid: bool) -> None:
-        built = [build(settings, smooth_grid) for build in map(OBJECTIVE_TERMS.__getitem__, OBJECTIVE_TERMS)]
+        built = [OBJECTIVE_TERMS[name](settings, smooth_grid) for name in OBJECTIVE_TERMS]
         self.terms: List[WeightedTerm] = [
             term for term in built
             if term is not None and (term.weight > 0 or term.name == "sufficiency")

@@ -142,8 +142,8 @@ class CallerState:
             self.param_requires_grad = [p.requires_grad for p in model.parameters()]
 
     def assert_unchanged(self) -> None:
-        for (tensor, copy), requires_grad in zip(self.tensors, self.requires_grad):
-            assert _same_tensor(tensor, copy), "a caller tensor was modified"
+        for (tensor, saved), requires_grad in zip(self.tensors, self.requires_grad):
+            assert _same_tensor(tensor, saved), "a caller tensor was modified"
             assert tensor.requires_grad == requires_grad
             assert tensor.grad is None
         assert torch.is_grad_enabled() == self.grad_enabled
