@@ -213,7 +213,7 @@ def check_finite_output(output: Tensor, first_row: int = 0) -> None:
         )
 
 
-def resolve_probability(probability: str, output: Tensor, target: Optional[Tensor]) -> str:
+def resolve_probability(probability: str, output: Tensor) -> str:
     """The ``probability`` setting in force: ``"auto"`` is ``"sigmoid"`` when the model
     gives one value per example (``(N,)`` or ``(N, 1)``, a single-logit classifier)
     and ``"softmax"`` over the last dimension otherwise."""

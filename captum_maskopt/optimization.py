@@ -29,8 +29,6 @@ from captum_maskopt.settings import MaskOptimizationSettings
 
 __all__ = ["OptimizationRecord", "NonFiniteViewsError", "optimize_masks", "noise_block", "mask_noise"]
 
-# predict(mask_values (n, G), rows (n,) or None for the whole batch)
-#   -> (keep_probability (K, n), remove_probability (K, n)), K = number of baselines
 Predict: TypeAlias = Callable[[Tensor, Optional[Tensor]], Tuple[Tensor, Tensor]]
 """``predict(mask_values, rows) -> (keep, remove)``: target probabilities of the keep
 and remove views, ``(K, n)`` each, for the mask values ``(n, G)`` of the examples
@@ -132,9 +130,10 @@ class _NoiseSchedule:
     """Hands out each step's noise, computed a block of steps at a time so that a step
     costs one addition and one clamp."""
 
-    def __init__(self, settings: MaskOptimizationSettings, seed: int, n_groups: int, like: Tensor) -> None:
+    def __init__(self, settings: MaskOptimizationSettings, n_groups: int, like: Tensor) -> None:
+        assert settings.seed is not None, "the caller resolves the seed once per call"
         self.settings = settings
-        self.seed = seed
+        self.seed = settings.seed
         self.n_groups = n_groups
         self.like = like
         self.enabled = settings.noise_std > 0 or settings.flip_fraction > 0
@@ -251,6 +250,7 @@ class _ActiveRows:
             target[self.rows] = values
 
     def indices(self) -> Tensor:
+        """The active rows' positions in the chunk."""
         return torch.arange(self.n_examples, device=self.device) if self.rows is None else self.rows
 
 
@@ -260,7 +260,6 @@ def optimize_masks(
     groups: FeatureGroups,
     objective: Objective,
     settings: MaskOptimizationSettings,
-    seed: int,
     progress: Optional[Callable[[int], None]] = None,
 ) -> Tuple[Tensor, OptimizationRecord]:
     """Optimize one mask per example.
@@ -272,8 +271,8 @@ def optimize_masks(
         groups: the feature groups: ``(N, G)`` sizes (zero where pinned or absent),
             pins, and the pixel grid for total variation.
         objective: the weighted terms of the loss.
-        settings: steps, learning rate, stopping, noise and ``path_average``.
-        seed: the robustness noise's seed (``settings.seed`` resolved).
+        settings: steps, learning rate, stopping, noise and ``path_average``; its
+            ``seed`` resolved (not None), so that every chunk of a call shares it.
         progress: called with the number of steps done after each step.
 
     Returns:
@@ -286,7 +285,7 @@ def optimize_masks(
     shares = group_shares(sizes)
     params = parametrization.init_params(n_examples, device, dtype)
     adam = _Adam(params, settings.learning_rate)
-    noise = _NoiseSchedule(settings, seed, parametrization.n_groups, sizes)
+    noise = _NoiseSchedule(settings, parametrization.n_groups, sizes)
     with_variation = objective.needs_total_variation
     steps_taken = torch.zeros(n_examples, dtype=torch.long, device=device)
     converged = torch.zeros(n_examples, dtype=torch.bool, device=device)

@@ -13,14 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeAlias, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeAlias, Union
 
 import torch
 
 from captum_maskopt.objective import COMPREHENSIVENESS_FORMS, PROBABILITY_FUNCTIONS
-
-if TYPE_CHECKING:
-    from captum_maskopt.parametrizations import ParametrizationChoice
+from captum_maskopt.parametrizations import PARAMETRIZATIONS, MaskParametrization, ParametrizationChoice
 
 __all__ = [
     "MaskOptimizationSettings", "PRESETS", "resolve_settings",
@@ -95,13 +93,9 @@ _SEED = _Check("None or an int", "int", lambda v: v is None or _is_integer(v), T
 
 def _parametrization_check() -> _Check:
     def test(value: Any) -> bool:
-        from captum_maskopt.parametrizations import PARAMETRIZATIONS, MaskParametrization
-
         if isinstance(value, str):
             return value == "auto" or value in PARAMETRIZATIONS
         return isinstance(value, MaskParametrization) or callable(value)
-
-    from captum_maskopt.parametrizations import PARAMETRIZATIONS
 
     names = ("auto",) + PARAMETRIZATIONS.names
     return _Check(
@@ -129,7 +123,7 @@ class MaskOptimizationSettings:
         "its mask has settled", _integer(1))
     learning_rate: float = setting(
         0.1, "Adam's step size for the mask parameters", _number(0.0, low_open=True))
-    parametrization: "ParametrizationChoice" = setting(
+    parametrization: ParametrizationChoice = setting(
         "auto", "how parameters become the mask: ``\"logits\"`` (one free logit per "
         "group), ``\"gaussian1d\"`` (the paper's smooth sequence mask of Gaussian "
         "kernels), ``\"smooth2d\"`` (kernels on a coarse grid upsampled to the image), a "
@@ -221,11 +215,6 @@ class MaskOptimizationSettings:
         """The fields as ``{name: value}``."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
 
-    def differences(self, other: Optional["MaskOptimizationSettings"] = None) -> Dict[str, Any]:
-        """The fields whose value differs from ``other`` (default: the defaults)."""
-        reference = (other or MaskOptimizationSettings()).as_dict()
-        return {name: value for name, value in self.as_dict().items() if reference[name] != value}
-
     def total_variation_for(self, smooth_grid: bool) -> float:
         """The total-variation weight in force: ``None`` resolved for the mask in use."""
         if self.total_variation_weight is not None:
@@ -301,7 +290,7 @@ def _default_text(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 
-def settings_doc(indent: int = 12, exclude: Tuple[str, ...] = ()) -> str:
+def settings_doc(indent: int = 12) -> str:
     """The settings as a Google-style ``Args`` section for the ``attribute()``
     docstrings: one entry per field, its doc and default."""
     import textwrap
@@ -309,8 +298,6 @@ def settings_doc(indent: int = 12, exclude: Tuple[str, ...] = ()) -> str:
     lines: List[str] = []
     pad = " " * indent
     for field in dataclasses.fields(MaskOptimizationSettings):
-        if field.name in exclude:
-            continue
         check: _Check = field.metadata["check"]
         # A non-breaking placeholder keeps "Default: value" on one line.
         default = f"Default:\0{_default_text(field.default)}"

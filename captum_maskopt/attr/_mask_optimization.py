@@ -241,7 +241,8 @@ class MaskOptimization(PerturbationAttribution):
         most ``internal_batch_size`` at a time; ``forward_func`` receives the views of
         the masked tensors followed by the additional forward arguments."""
         n = problem.masked[0].shape[0]
-        seed = resolve_seed(settings.seed)
+        # Drawn once, so every chunk of the call sees the same noise.
+        settings = settings.with_overrides(seed=resolve_seed(settings.seed))
         chunks = chunk_rows(n, internal_batch_size)
         results: List[Tuple[Tensor, FeatureGroups]] = []
         records: List[OptimizationRecord] = []
@@ -255,7 +256,7 @@ class MaskOptimization(PerturbationAttribution):
                     original = check_output_type(self.forward_func(*masked, *args))
                 if number == 0:
                     target_index = format_target(problem.target, n, original.shape)
-                    probability = resolve_probability(settings.probability, original, target_index)
+                    probability = resolve_probability(settings.probability, original)
                 rows_target = chunk_target(target_index, chunk, original)
                 check_output(original, masked[0].shape[0], rows_target, probability)
                 check_finite_output(original, chunk.start)
@@ -282,7 +283,7 @@ class MaskOptimization(PerturbationAttribution):
                 )
                 try:
                     mask, record = optimize_masks(
-                        predict, parametrization, groups, objective, settings, seed, progress
+                        predict, parametrization, groups, objective, settings, progress
                     )
                 except NonFiniteViewsError as error:
                     raise error.shifted(chunk.start) from None

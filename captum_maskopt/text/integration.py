@@ -172,6 +172,15 @@ class EmbeddingSpace:
     feature_mask: Tensor
 
 
+def _mean_over_windows(logits: Tensor, attention_mask: Tensor) -> Tensor:
+    """Logits ``(N * W, C)`` of windows as ``(N, C)``: each text's mean over its
+    windows, all-padding windows (``attention_mask`` ``(N, W, T)``) left out."""
+    n, windows = attention_mask.shape[:2]
+    logits = logits.reshape(n, windows, -1)
+    used = attention_mask.any(-1, keepdim=True).to(logits.dtype)
+    return (logits * used).sum(1) / used.sum(1)
+
+
 def _stack_windows(
     tensors: Sequence[Tensor], text_of_row: Sequence[int], n_texts: int, fill: Sequence[int]
 ) -> List[Tensor]:
@@ -267,11 +276,9 @@ class TextExplainer:
     def document_forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Logits ``(N, C)`` of windowed texts ``(N, W, T)``: the mean over each text's
         windows (all-padding windows left out)."""
-        n, windows, length = input_ids.shape
+        length = input_ids.shape[-1]
         logits = self.forward(input_ids.reshape(-1, length), attention_mask.reshape(-1, length))
-        logits = logits.reshape(n, windows, -1)
-        used = attention_mask.any(-1, keepdim=True).to(logits.dtype)
-        return (logits * used).sum(1) / used.sum(1)
+        return _mean_over_windows(logits, attention_mask)
 
     def encode(self, texts: Sequence[str], windows: bool = False) -> TextEncoding:
         """Tokenize ``texts``, padded to the longest. Without ``windows`` a text is
@@ -426,32 +433,25 @@ class TextExplainer:
         text at once, ``(N, W, T, D)``: one value per word of the text, fed back into
         the model through a hook on the layer."""
         n, windows, length = encoding.input_ids.shape
-        ids = encoding.input_ids.reshape(-1, length)
-        attention = encoding.attention_mask.reshape(-1, length)
-        switch = LayerSwitch(self.layer, False, None)
-        try:
-            _, embedded = switch.record(lambda: self.forward(ids, attention))
-            _, baseline = switch.record(lambda: self.forward(torch.full_like(ids, self.pad_id), attention))
-            if len(embedded) != 1:
-                raise TypeError("layer must return one tensor to explain windowed texts")
+        flat = TextEncoding(
+            encoding.texts, encoding.input_ids.reshape(-1, length),
+            encoding.attention_mask.reshape(-1, length), encoding.word_index.reshape(-1, length),
+            encoding.word_spans,
+        )
+        with self.embedding_space(flat) as space:
 
             def masked_forward(values: Tensor, attention_mask: Tensor) -> Tensor:
-                switch.replacement = (values.reshape(-1, length, values.shape[-1]),)
-                try:
-                    # The ids only set the shapes: the layer's output is replaced.
-                    placeholder = torch.full(attention_mask.shape, self.pad_id, device=values.device)
-                    return self.document_forward(placeholder, attention_mask)
-                finally:
-                    switch.replacement = None
+                logits = space.forward(
+                    values.reshape(-1, length, values.shape[-1]), attention_mask.reshape(-1, length)
+                )
+                return _mean_over_windows(logits, attention_mask)
 
             result: Tuple[Tensor, Any] = MaskOptimization(masked_forward).attribute(
-                embedded[0].reshape(n, windows, length, -1),
-                baselines=baseline[0].reshape(n, windows, length, -1),
+                space.embeddings.reshape(n, windows, length, -1),
+                baselines=space.baselines.reshape(n, windows, length, -1),
                 **settings,
             )
             return result
-        finally:
-            switch.remove()
 
     def explain_with(
         self,
