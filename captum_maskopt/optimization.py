@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from captum_maskopt.features import FeatureGroups
+from captum_maskopt.hashing import uniform_hash
 from captum_maskopt.objective import Objective, ObjectiveState, group_shares, kept_fraction
 from captum_maskopt.parametrizations import MaskParametrization, Params
 from captum_maskopt.settings import MaskOptimizationSettings
@@ -70,22 +71,6 @@ class OptimizationRecord:
         return OptimizationRecord(**tensors, probability=records[0].probability)
 
 
-def _uniform_hash(keys: Tensor, counter: Tensor) -> Tensor:
-    """Deterministic uniforms in (0, 1) from 32-bit integer hashing of (key, counter).
-
-    A counter-based generator rather than a stateful one: the value for group ``i`` at
-    step ``t`` is the same whatever the batch, the batch order or the device.
-    """
-    mask32 = 0xFFFFFFFF
-    x = (counter * 0x9E3779B1 + keys) & mask32
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & mask32
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & mask32
-    x = x ^ (x >> 16)
-    return (x.to(torch.float64) + 0.5) / 4294967296.0
-
-
 def noise_block(
     n_groups: int, first_step: int, n_steps: int, seed: int, device: torch.device,
     dtype: torch.dtype, noise_std: float, flip_fraction: float,
@@ -103,7 +88,7 @@ def noise_block(
     steps = torch.arange(first_step, first_step + n_steps, device=device, dtype=torch.int64)
     key_tensor = ((steps * 0xC2B2AE3D + seed_key) & 0xFFFFFFFF).unsqueeze(1)
     counter = torch.arange(3 * n_groups, device=device, dtype=torch.int64).unsqueeze(0)
-    uniforms = _uniform_hash(key_tensor, counter).view(n_steps, n_groups, 3)
+    uniforms = uniform_hash(key_tensor, counter).view(n_steps, n_groups, 3)
     u1, u2, u3 = uniforms.unbind(-1)
     gaussian = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * torch.pi * u2)
     lower = (u3 > 1.0 - flip_fraction).to(dtype)
@@ -306,7 +291,7 @@ def optimize_masks(
             # Pinned groups are zeroed once, after the loop.
             active.add_to(path_sum, evaluation.values.detach())
         keep, remove = predict(noisy, active.rows)
-        loss = objective(ObjectiveState(keep, remove, evaluation, active.take(shares), grid))
+        loss = objective(ObjectiveState(keep, remove, evaluation, active.take(shares), grid, step))
         if step == 0:
             # Checked once here and then at every convergence check, where the loop
             # synchronises with the device anyway.

@@ -88,6 +88,15 @@ def _choice(options: Tuple[str, ...]) -> _Check:
 
 
 _FLAG = _Check("True or False", "bool", lambda v: isinstance(v, bool), TypeError)
+_FRACTION = _number(0.0, 1.0, low_open=True)
+_KEPT_FRACTION = _Check(
+    f"None, {_FRACTION.accepts}, or a non-empty tuple of such numbers", "float or tuple",
+    lambda v: v is None or _FRACTION.test(v) or (
+        isinstance(v, (tuple, list)) and len(v) > 0 and all(_FRACTION.test(x) for x in v)
+    ),
+)
+KeptFraction: TypeAlias = Union[None, float, Tuple[float, ...]]
+"""What ``target_kept_fraction`` accepts: no budget, one, or budgets to draw from."""
 _SEED = _Check("None or an int", "int", lambda v: v is None or _is_integer(v), TypeError)
 
 
@@ -149,10 +158,14 @@ class MaskOptimizationSettings:
     compactness_weight: float = setting(
         1.0, "weight of the compactness term (the paper: 1.0 for text, 0.6 ResNet, "
         "0.25 ViT)", _number(0.0))
-    target_kept_fraction: Optional[float] = setting(
+    target_kept_fraction: KeptFraction = setting(
         None, "if given, compactness becomes ``relu(kept - target) ** 2 / target``: no "
-        "pressure once the mask keeps at most this share; None gives ``kept ** 2``",
-        _optional(_number(0.0, 1.0, low_open=True)))
+        "pressure once the mask keeps at most this share; a tuple of shares draws one "
+        "of them at every step for each example (from the seed, the step and the "
+        "example's groups, so the same in any batch), so that the mask is trained at "
+        "each level a removal metric reads and, with ``path_average``, ranks the "
+        "features at all of them; None gives ``kept ** 2``",
+        _KEPT_FRACTION)
     smoothness_weight: float = setting(
         1.2, "weight of the kernel-width term ``mean(-log sigma)`` of the Gaussian-kernel "
         "masks (the paper: 1.2)", _number(0.0))
@@ -194,6 +207,10 @@ class MaskOptimizationSettings:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             field.metadata["check"](field.name, getattr(self, field.name))
+        given: Any = self.target_kept_fraction
+        if isinstance(given, list):
+            # A list (from JSON, say) is kept as a tuple: settings are hashable values.
+            object.__setattr__(self, "target_kept_fraction", tuple(given))
 
     def with_overrides(self, **overrides: Any) -> "MaskOptimizationSettings":
         """A copy with some fields changed; an unknown name raises ``TypeError``, and
@@ -214,6 +231,14 @@ class MaskOptimizationSettings:
     def as_dict(self) -> Dict[str, Any]:
         """The fields as ``{name: value}``."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    def as_record(self) -> Dict[str, Any]:
+        """The fields, JSON-ready, for output files: a value that is not a number,
+        string, flag or None (a parametrization object) as its ``repr``."""
+        return {
+            name: value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)
+            for name, value in self.as_dict().items()
+        }
 
     def total_variation_for(self, smooth_grid: bool) -> float:
         """The total-variation weight in force: ``None`` resolved for the mask in use."""

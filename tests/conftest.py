@@ -104,3 +104,64 @@ def shortcut():
     from captum_maskopt.text.classifier import load_shortcut_classifier
 
     return load_shortcut_classifier()
+
+
+@pytest.fixture(scope="session")
+def saved_text_classifier(tmp_path_factory):
+    """A small Hugging Face sequence classifier (one BERT layer, built from a config:
+    nothing downloaded) with the packaged MiniLM tokenizer, saved to a folder as
+    ``save_pretrained`` does; and beside it, ``bare/``, the same encoder without a
+    classification head. Returns the classifier's folder."""
+    _text_stack_or_skip()
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
+
+    from captum_maskopt.text.classifier import load_tokenizer
+
+    root = tmp_path_factory.mktemp("hf")
+    tokenizer = load_tokenizer()
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, num_labels=2,
+        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).eval().save_pretrained(root / "classifier")
+    tokenizer.save_pretrained(root / "classifier")
+    BertModel(config).save_pretrained(root / "bare")
+    tokenizer.save_pretrained(root / "bare")
+    return root / "classifier"
+
+
+class TinyImageClassifier(nn.Module):
+    """One convolution and a linear head to three classes, for the image commands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """A TorchScript file of :class:`TinyImageClassifier` and a folder of three small
+    photos of different sizes and one file that is not an image: ``(model, photos)``."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("images")
+    photos = root / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40 + 8 * i, 48, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+        torch.jit.script(TinyImageClassifier().eval()).save(str(root / "tiny.pt"))
+    return root / "tiny.pt", photos

@@ -146,3 +146,48 @@ def test_a_new_term_is_one_registered_function(monkeypatch, mlp):
     monkeypatch.undo()
     plain = MaskOptimization(mlp).attribute(x, target=0, n_steps=60, compactness_weight=2.0)
     assert not (plain[:, 0] > 0.95).all()
+
+
+def test_a_tuple_of_budgets_draws_one_per_step_and_example():
+    from captum_maskopt.settings import MaskOptimizationSettings
+
+    levels = (0.01, 0.1, 0.5)
+    torch.manual_seed(0)
+    shares = torch.rand(6, 5)
+    shares = shares / shares.sum(dim=1, keepdim=True)
+    sequences = torch.stack([obj.drawn_budgets(levels, shares, step, seed=3) for step in range(60)], dim=1)
+    assert set(sequences.flatten().tolist()) <= {float(torch.tensor(v)) for v in levels}
+    # Each example follows a sequence of its own, and the same one in any batch.
+    assert len({tuple(row.tolist()) for row in sequences}) == 6
+    reordered = torch.stack([obj.drawn_budgets(levels, shares.flip(0), step, seed=3) for step in range(60)], dim=1)
+    assert torch.equal(reordered, sequences.flip(0))
+    other_seed = torch.stack([obj.drawn_budgets(levels, shares, step, seed=4) for step in range(60)], dim=1)
+    assert not torch.equal(other_seed, sequences)
+    # Every level is drawn about as often as the others.
+    counts = torch.stack([(sequences == float(torch.tensor(v))).sum() for v in levels]).double()
+    assert counts.min() > 0.2 * counts.sum()
+    settings = MaskOptimizationSettings(target_kept_fraction=list(levels), seed=3, n_steps=200,
+                                        sufficiency_weight=0.0, comprehensiveness_weight=0.0)
+    assert settings.target_kept_fraction == levels
+    [term] = [t for t in obj.Objective(settings, smooth_grid=False).terms if t.name == "compactness"]
+    state = _state()
+    kept = obj.kept_fraction(state.evaluation.values, state.shares)
+    for step in (0, 1, 57):
+        budgets = obj.drawn_budgets(levels, state.shares, step, seed=3)
+        assert torch.allclose(term.loss(state._replace(step=step)), obj.compactness_loss(kept, budgets))
+    # The final mask, scored after the loop, is held to the mean budget.
+    assert torch.allclose(term.loss(state), obj.compactness_loss(kept, sum(levels) / 3))
+
+
+def test_drawn_budgets_keep_the_attribution_batch_invariant():
+    from captum_maskopt import MaskOptimization
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 3)).eval()
+    x = torch.randn(4, 6)
+    method = MaskOptimization(model)
+    options = {"target": 1, "n_steps": 30, "target_kept_fraction": (0.1, 0.5), "path_average": True}
+    together = method.attribute(x, **options)
+    alone = torch.cat([method.attribute(x[i:i + 1], **options) for i in range(4)])
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert not torch.allclose(together, method.attribute(x, **{**options, "target_kept_fraction": 0.1}))

@@ -441,7 +441,7 @@ def method_settings(draw: Any) -> Any:
         comprehensiveness=draw(st.sampled_from(["log", "hinge"])),
         comprehensiveness_margin=draw(st.sampled_from([0.0, 0.1, 0.9])),
         compactness_weight=draw(st.sampled_from([0.0, 1.0, 10.0])),
-        target_kept_fraction=draw(st.sampled_from([None, 0.05, 0.5])),
+        target_kept_fraction=draw(st.sampled_from([None, 0.05, 0.5, (0.05, 0.5)])),
         smoothness_weight=draw(st.sampled_from([0.0, 1.2])),
         total_variation_weight=draw(st.sampled_from([None, 0.0, 5.0])),
         mask_cell_size=draw(st.sampled_from([None, 1, 3])),

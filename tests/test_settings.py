@@ -91,12 +91,28 @@ def test_unknown_presets_are_refused(settings, error):
 def test_the_cli_takes_the_settings_names_from_the_fields():
     from captum_maskopt.cli import _mask_settings
 
-    assert _mask_settings([f"{name}=null" for name in SETTING_NAMES]) == dict.fromkeys(SETTING_NAMES)
+    import json
+
+    defaults = MaskOptimizationSettings().as_dict()
+    pairs = [f"{name}={json.dumps(value)}" for name, value in defaults.items()]
+    assert list(_mask_settings(pairs)) == list(SETTING_NAMES)
+    assert _mask_settings(pairs) == defaults
     with pytest.raises(SystemExit, match="--mask-setting"):
         _mask_settings(["internal_batch_size=2"])
+    # A value is checked when the option is read, by the field's own check.
+    with pytest.raises(SystemExit, match="--mask-setting: n_steps must be an integer >= 1, got 0"):
+        _mask_settings(["n_steps=0"])
 
 
 @pytest.mark.parametrize("grid, expected", [((224, 224), 8), ((64, 80), 8), ((32, 32), 4), ((14, 14), 1), ((3, 40), 1)])
 def test_the_default_cell_size_keeps_eight_cells_per_side(grid, expected):
     assert MaskOptimizationSettings().cell_size_for(grid) == expected
     assert MaskOptimizationSettings(mask_cell_size=5).cell_size_for(grid) == 5
+
+
+def test_target_kept_fraction_takes_one_share_or_a_tuple_of_them():
+    assert MaskOptimizationSettings(target_kept_fraction=0.2).target_kept_fraction == 0.2
+    assert MaskOptimizationSettings(target_kept_fraction=[0.05, 0.5]).target_kept_fraction == (0.05, 0.5)
+    for bad in ([], (0.1, 1.5), (0.0,), "0.1"):
+        with pytest.raises(ValueError, match="target_kept_fraction must be None, a number in"):
+            MaskOptimizationSettings(target_kept_fraction=bad)

@@ -73,7 +73,12 @@ def method_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
     """The name a method's batches are filed under: MaskOptimization's carries the
     settings it runs with where they differ from :data:`REFERENCE_SETTINGS`. A setting
     not given counts as its default, so ``comprehensiveness="log"`` and no
-    ``comprehensiveness`` name one run."""
+    ``comprehensiveness`` name one run. LayerMaskOptimization (the token-level call at
+    ``attribute()``'s own defaults) carries the settings given over those defaults."""
+    if name == "LayerMaskOptimization":
+        given = {key: value for key, value in (mask_settings or {}).items()
+                 if value != MaskOptimizationSettings().as_dict().get(key)}
+        return f"{name} {json.dumps(given, sort_keys=True)}" if given else name
     if name != "MaskOptimization":
         return name
     defaults = MaskOptimizationSettings().as_dict()

@@ -7,6 +7,9 @@ word grouping and class:
 
 * ``MaskOptimization``: :meth:`TextExplainer.explain` (its settings,
   :data:`~captum_maskopt.text.TEXT_SETTINGS` with ``mask_settings`` on top);
+* ``LayerMaskOptimization``: the token-level call a Captum user makes in place of
+  ``LayerIntegratedGradients``, at ``attribute()``'s own defaults (``mask_settings`` on
+  top), through :meth:`TextExplainer.explain_with`; run by ``--level token``;
 * gradient methods and MASE: Captum layer methods on the embedding layer, through
   :meth:`TextExplainer.explain_with`;
 * the perturbation methods that Captum only offers on inputs (``FeatureAblation``,
@@ -20,15 +23,16 @@ A new peer is one registered function.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional, Sequence, TypeAlias
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeAlias
 
 from torch import Tensor
 
 from captum_maskopt.registry import Registry
 from captum_maskopt.text.integration import TextExplainer, WordAttribution
+from captum_maskopt.attr import LayerMaskOptimization
 from captum_maskopt.text.mase import LayerMASE
 
-__all__ = ["PEERS"]
+__all__ = ["PEERS", "PEER_SETTINGS", "TOKEN_LEVEL_PEERS"]
 
 TextPeer: TypeAlias = Callable[[TextExplainer, Sequence[str], Optional[Tensor], Mapping[str, Any]], List[WordAttribution]]
 """``peer(explainer, texts, targets, mask_settings)``: word attributions of ``texts``
@@ -36,6 +40,9 @@ for the classes ``targets`` (None: the predicted ones); ``mask_settings`` only c
 MaskOptimization."""
 PEERS: Registry[TextPeer] = Registry("text method")
 """The methods of the text comparison, by name."""
+PEER_SETTINGS: Dict[str, Dict[str, Any]] = {}
+"""The keywords each of Captum's methods is called with, by name (MaskOptimization's
+settings are :data:`~captum_maskopt.text.TEXT_SETTINGS`)."""
 
 
 def _layer_method(name: str, factory: Callable[..., Any], pad_baselines: bool = True, **kwargs: Any) -> None:
@@ -45,6 +52,7 @@ def _layer_method(name: str, factory: Callable[..., Any], pad_baselines: bool = 
         return explainer.explain_with(factory, texts, targets, name, pad_baselines, **kwargs)
 
     PEERS.register(name)(explain)
+    PEER_SETTINGS[name] = {**kwargs, "baselines": "pad token" if pad_baselines else None}
 
 
 def _perturbation_method(name: str, factory: Callable[..., Any], **kwargs: Any) -> None:
@@ -54,6 +62,7 @@ def _perturbation_method(name: str, factory: Callable[..., Any], **kwargs: Any) 
         return explainer.explain_with_perturbation(factory, texts, targets, name, **kwargs)
 
     PEERS.register(name)(explain)
+    PEER_SETTINGS[name] = {**kwargs, "baselines": "pad-token embeddings", "features": "words"}
 
 
 @PEERS.register("MaskOptimization")
@@ -61,6 +70,22 @@ def _mask_optimization(
     explainer: TextExplainer, texts: Sequence[str], targets: Optional[Tensor], mask_settings: Mapping[str, Any]
 ) -> List[WordAttribution]:
     return explainer.explain(texts, targets, **mask_settings)
+
+
+@PEERS.register("LayerMaskOptimization")
+def _layer_mask_optimization(
+    explainer: TextExplainer, texts: Sequence[str], targets: Optional[Tensor], mask_settings: Mapping[str, Any]
+) -> List[WordAttribution]:
+    # What a Captum user gets by swapping the class for LayerIntegratedGradients: the
+    # token-level call with attribute()'s own defaults, no word groups.
+    return explainer.explain_with(
+        LayerMaskOptimization, texts, targets, "LayerMaskOptimization", True, **mask_settings
+    )
+
+
+#: The peers that only ``--level token`` comparisons run unless named: the token-level
+#: call of the method at its own defaults.
+TOKEN_LEVEL_PEERS = ("LayerMaskOptimization",)
 
 
 def _register_captum_methods() -> None:

@@ -272,8 +272,9 @@ def summary_table(results: Mapping[str, Mapping[str, float]], columns: Sequence[
     """
     present = [c for c in columns if any(c in row for row in results.values())]
     width = max(len(m) for m in results) + 2
-    lines = ["".join(["method".ljust(width)] + [c.rjust(20) for c in present])]
+    widths = [max(20, len(c) + 2) for c in present]
+    lines = ["".join(["method".ljust(width)] + [c.rjust(w) for c, w in zip(present, widths)])]
     for name, row in results.items():
-        cells = [f"{row[c]:20.4f}" if c in row else " " * 20 for c in present]
+        cells = [f"{row[c]:{w}.4f}" if c in row else " " * w for c, w in zip(present, widths)]
         lines.append("".join([name.ljust(width)] + cells))
     return "\n".join(lines)
