@@ -10,7 +10,7 @@ optimization loop sums these values (never averages them) before differentiating
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -238,7 +238,7 @@ def example_keys(shares: Tensor) -> Tensor:
     return (quantised * weights).sum(dim=1) & 0x7FFFFFFF
 
 
-def drawn_budgets(levels: Sequence[float], shares: Tensor, step: int, seed: int) -> Tensor:
+def drawn_budgets(levels: Union[Sequence[float], Tensor], shares: Tensor, step: int, seed: int) -> Tensor:
     """The kept-fraction budget of each example at ``step`` when it is drawn from
     ``levels``: uniformly, from the seed, the step and the example's own key
     (:func:`example_keys`), so that each example follows a sequence of its own (the
@@ -247,7 +247,9 @@ def drawn_budgets(levels: Sequence[float], shares: Tensor, step: int, seed: int)
     keys = example_keys(shares) ^ ((seed * 0x85EBCA77 + step * 0xC2B2AE3D) & 0x7FFFFFFF)
     counter = torch.zeros_like(keys)
     choice = (uniform_hash(keys, counter) * len(levels)).long().clamp_max(len(levels) - 1)
-    return torch.tensor(list(levels), dtype=shares.dtype, device=shares.device)[choice]
+    if not isinstance(levels, Tensor):
+        levels = torch.tensor(list(levels), dtype=shares.dtype, device=shares.device)
+    return levels[choice]
 
 
 @OBJECTIVE_TERMS.register("compactness")
@@ -263,11 +265,17 @@ def _compactness(settings: "MaskOptimizationSettings", smooth_grid: bool) -> Wei
     # The final mask, which no step's draw concerns, is scored against the mean budget.
     mean_budget = sum(levels) / len(levels)
 
+    # Made once on the mask's device, not copied from the host at every step.
+    on_device: Dict[Tuple[torch.device, torch.dtype], Tensor] = {}
+
     def drawn(state: ObjectiveState) -> Tensor:
         kept = kept_fraction(state.evaluation.values, state.shares)
         if state.step is None:
             return compactness_loss(kept, mean_budget)
-        return compactness_loss(kept, drawn_budgets(levels, state.shares, state.step, seed).to(kept.dtype))
+        where = (kept.device, kept.dtype)
+        if where not in on_device:
+            on_device[where] = torch.tensor(levels, dtype=kept.dtype, device=kept.device)
+        return compactness_loss(kept, drawn_budgets(on_device[where], state.shares, state.step, seed))
 
     return WeightedTerm("compactness", settings.compactness_weight, drawn)
 
