@@ -30,7 +30,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -210,10 +210,31 @@ def _target_choice(target: str, explainer: Any, rows: Sequence[Dict[str, Any]]) 
     )
 
 
-def _explain_text(args: argparse.Namespace) -> None:
+def _write_rows(
+    args: argparse.Namespace, fingerprint: str, total: int, description: str, unit: str,
+    explain: Callable[[List[int], Callable[[int], Any]], Iterator[List[Dict[str, Any]]]],
+) -> List[Dict[str, Any]]:
+    """The rows of ``args.output`` for this run: the finished ones kept, the others
+    made by ``explain(skip, progress)`` batch by batch and written as they come, under a
+    progress bar; says whether it resumed or started afresh, and how many rows failed."""
     from tqdm.auto import tqdm
 
-    from captum_maskopt.output import ExplanationFile, read_rows, run_fingerprint
+    from captum_maskopt.output import ExplanationFile, read_rows
+
+    output = ExplanationFile(args.output, fingerprint, resume=not args.fresh)
+    if not args.quiet or output.status != "new file":
+        print(output.status, file=sys.stderr)
+    with tqdm(total=total, initial=len(output.done), desc=description, unit=unit, disable=args.quiet) as bar:
+        for batch in explain(sorted(output.done), bar.update):
+            output.write(batch)
+    written = read_rows(args.output, fingerprint)
+    failed = [row["id"] for row in written if row["error"]]
+    print(f"{len(written)} row(s) in {args.output}" + (f"; {len(failed)} with an error (ids {failed[:10]})" if failed else ""))
+    return written
+
+
+def _explain_text(args: argparse.Namespace) -> None:
+    from captum_maskopt.output import run_fingerprint
     from captum_maskopt.tables import column, read_table
     from captum_maskopt.text.dataset import attribution_of, explain_texts, method_settings
     from captum_maskopt.text.peers import PEERS
@@ -232,19 +253,13 @@ def _explain_text(args: argparse.Namespace) -> None:
         "target": args.target, "top_fraction": top_fraction, "threshold": args.threshold,
     }
     fingerprint = run_fingerprint(run, [text if isinstance(text, str) else repr(text) for text in texts])
-    output = ExplanationFile(args.output, fingerprint, resume=not args.fresh)
-    if not args.quiet or output.status != "new file":
-        print(output.status, file=sys.stderr)
-    with tqdm(total=len(texts), initial=len(output.done), desc=f"explain text ({method})",
-              unit="text", disable=args.quiet) as bar:
-        for batch in explain_texts(
+    written = _write_rows(
+        args, fingerprint, len(texts), f"explain text ({method})", "text",
+        lambda skip, progress: explain_texts(
             explainer, texts, target, method, args.batch_size, top_fraction, args.threshold,
-            mask_settings, skip=sorted(output.done), progress=bar.update,
-        ):
-            output.write(batch)
-    written = read_rows(args.output, fingerprint)
-    failed = [row["id"] for row in written if row["error"]]
-    print(f"{len(written)} row(s) in {args.output}" + (f"; {len(failed)} with an error (ids {failed[:10]})" if failed else ""))
+            mask_settings, skip=skip, progress=progress,
+        ),
+    )
     if args.html:
         shown = [row for row in written if not row["error"]][: args.report_rows]
         with open(args.html, "w", encoding="utf-8") as handle:
@@ -342,9 +357,7 @@ def _image_model(args: argparse.Namespace) -> Any:
 
 
 def _explain_image(args: argparse.Namespace) -> None:
-    from tqdm.auto import tqdm
-
-    from captum_maskopt.output import ExplanationFile, read_rows, run_fingerprint
+    from captum_maskopt.output import run_fingerprint
     from captum_maskopt.vision.files import explain_images, image_files
     from captum_maskopt.vision.peers import PEERS
 
@@ -352,26 +365,19 @@ def _explain_image(args: argparse.Namespace) -> None:
     mask_options = _mask_settings(args.mask_setting)
     files = image_files(args.images)
     loaded = _image_model(args)
-    masks = Path(args.masks) if args.masks else Path(args.output).with_suffix("").with_name(
-        Path(args.output).stem + "-masks")
+    masks = Path(args.masks) if args.masks else Path(args.output).with_name(Path(args.output).stem + "-masks")
     run = {"method": method, "settings": mask_options, "model": loaded.description, "target": args.target,
            "seed": args.seed, "preprocessing": [args.resize, args.crop, args.mean, args.std],
            "masks": str(masks.resolve()), "overlays": args.overlays}
     keys = [f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in files]
-    output = ExplanationFile(args.output, run_fingerprint(run, keys), resume=not args.fresh)
-    if not args.quiet or output.status != "new file":
-        print(output.status, file=sys.stderr)
-    with tqdm(total=len(files), initial=len(output.done), desc=f"explain image ({method})",
-              unit="photo", disable=args.quiet) as bar:
-        for batch in explain_images(
+    _write_rows(
+        args, run_fingerprint(run, keys), len(files), f"explain image ({method})", "photo",
+        lambda skip, progress: explain_images(
             loaded, files, masks, method, args.target, args.batch_size, mask_options,
-            args.overlays, skip=sorted(output.done), seed=args.seed, progress=bar.update,
-        ):
-            output.write(batch)
-    written = read_rows(args.output, output.fingerprint)
-    failed = [row["id"] for row in written if row["error"]]
-    print(f"{len(written)} row(s) in {args.output}, masks in {masks}"
-          + (f"; {len(failed)} with an error (ids {failed[:10]})" if failed else ""))
+            args.overlays, skip=skip, seed=args.seed, progress=progress,
+        ),
+    )
+    print(f"masks in {masks}")
 
 
 def _compare_image(args: argparse.Namespace) -> None:
@@ -394,18 +400,12 @@ def _compare_image(args: argparse.Namespace) -> None:
     available = [name for name in PEERS.names if name != "LayerGradCam" or loaded.layer is not None]
     methods = _chosen("methods", args.methods, available)
     if args.images:
-        from PIL import Image
-
-        from captum_maskopt.vision.files import image_files
+        from captum_maskopt.vision.files import image_files, read_image
 
         files = image_files(args.images)
         names = [f"{i:03d}-{path.stem}" for i, path in enumerate(files)]
         photos = []
-        tensors = []
-        for path in files:
-            with Image.open(path) as opened:
-                tensors.append(loaded.preprocess(opened.convert("RGB")))
-        images = torch.stack(tensors)
+        images = torch.stack([read_image(path, loaded.preprocess) for path in files])
         regions: Dict[str, Tensor] = {}
     else:
         if args.model != "packaged":

@@ -10,7 +10,7 @@ optimization loop sums these values (never averages them) before differentiating
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -124,9 +124,10 @@ def compactness_loss(
     Args:
         kept: the kept fraction per example (see :func:`kept_fraction`).
         target_fraction: ``None`` gives the paper's ``kept ** 2``; a number in (0, 1)
-            (or one per example, a tensor shaped like ``kept``) gives ``relu(kept - target_fraction) ** 2 / target_fraction``: no pressure
-            once the mask keeps at most that share, and a pressure that does not fade
-            as the kept share nears the target.
+            (or one per example, a tensor shaped like ``kept``) gives
+            ``relu(kept - target_fraction) ** 2 / target_fraction``: no pressure once
+            the mask keeps at most that share, and a pressure that does not fade as the
+            kept share nears the target.
     """
     if target_fraction is None:
         return kept**2
@@ -182,6 +183,8 @@ class ObjectiveState(NamedTuple):
         shares: ``(n, G)`` each group's share of its example's input.
         grid: ``(H, W)`` when the groups are the pixel locations of one image.
         step: the optimization step (0-based), None for the final mask.
+        keys: ``(n,)`` each example's :func:`example_keys`, computed once per call
+            (the drawn budgets read them); None where not needed.
     """
 
     keep: Tensor
@@ -190,6 +193,7 @@ class ObjectiveState(NamedTuple):
     shares: Tensor
     grid: Optional[Tuple[int, int]]
     step: Optional[int] = None
+    keys: Optional[Tensor] = None
 
 
 @dataclass(frozen=True)
@@ -238,17 +242,15 @@ def example_keys(shares: Tensor) -> Tensor:
     return (quantised * weights).sum(dim=1) & 0x7FFFFFFF
 
 
-def drawn_budgets(levels: Union[Sequence[float], Tensor], shares: Tensor, step: int, seed: int) -> Tensor:
+def drawn_budgets(levels: Tensor, keys: Tensor, step: int, seed: int) -> Tensor:
     """The kept-fraction budget of each example at ``step`` when it is drawn from
-    ``levels``: uniformly, from the seed, the step and the example's own key
-    (:func:`example_keys`), so that each example follows a sequence of its own (the
-    average of the ranking over many sequences, not the luck of one) and the same
+    ``levels`` (a 1-D tensor): uniformly, from the seed, the step and the example's
+    own key (:func:`example_keys`), so that each example follows a sequence of its own
+    (the average of the ranking over many sequences, not the luck of one) and the same
     sequence in any batch."""
-    keys = example_keys(shares) ^ ((seed * 0x85EBCA77 + step * 0xC2B2AE3D) & 0x7FFFFFFF)
-    counter = torch.zeros_like(keys)
-    choice = (uniform_hash(keys, counter) * len(levels)).long().clamp_max(len(levels) - 1)
-    if not isinstance(levels, Tensor):
-        levels = torch.tensor(list(levels), dtype=shares.dtype, device=shares.device)
+    mixed = keys ^ ((seed * 0x85EBCA77 + step * 0xC2B2AE3D) & 0x7FFFFFFF)
+    uniforms = uniform_hash(mixed, torch.zeros_like(mixed))
+    choice = (uniforms * len(levels)).long().clamp_max(len(levels) - 1)
     return levels[choice]
 
 
@@ -275,7 +277,8 @@ def _compactness(settings: "MaskOptimizationSettings", smooth_grid: bool) -> Wei
         where = (kept.device, kept.dtype)
         if where not in on_device:
             on_device[where] = torch.tensor(levels, dtype=kept.dtype, device=kept.device)
-        return compactness_loss(kept, drawn_budgets(on_device[where], state.shares, state.step, seed))
+        keys = example_keys(state.shares) if state.keys is None else state.keys
+        return compactness_loss(kept, drawn_budgets(on_device[where], keys, state.step, seed))
 
     return WeightedTerm("compactness", settings.compactness_weight, drawn)
 

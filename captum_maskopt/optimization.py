@@ -24,7 +24,7 @@ from torch import Tensor
 
 from captum_maskopt.features import FeatureGroups
 from captum_maskopt.hashing import uniform_hash
-from captum_maskopt.objective import Objective, ObjectiveState, group_shares, kept_fraction
+from captum_maskopt.objective import Objective, ObjectiveState, example_keys, group_shares, kept_fraction
 from captum_maskopt.parametrizations import MaskParametrization, Params
 from captum_maskopt.settings import MaskOptimizationSettings
 
@@ -268,6 +268,7 @@ def optimize_masks(
     n_examples = sizes.shape[0]
     device, dtype = sizes.device, sizes.dtype
     shares = group_shares(sizes)
+    keys = example_keys(shares)
     params = parametrization.init_params(n_examples, device, dtype)
     adam = _Adam(params, settings.learning_rate)
     noise = _NoiseSchedule(settings, parametrization.n_groups, sizes)
@@ -291,7 +292,7 @@ def optimize_masks(
             # Pinned groups are zeroed once, after the loop.
             active.add_to(path_sum, evaluation.values.detach())
         keep, remove = predict(noisy, active.rows)
-        loss = objective(ObjectiveState(keep, remove, evaluation, active.take(shares), grid, step))
+        loss = objective(ObjectiveState(keep, remove, evaluation, active.take(shares), grid, step, active.take(keys)))
         if step == 0:
             # Checked once here and then at every convergence check, where the loop
             # synchronises with the device anyway.

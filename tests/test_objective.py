@@ -155,14 +155,19 @@ def test_a_tuple_of_budgets_draws_one_per_step_and_example():
     torch.manual_seed(0)
     shares = torch.rand(6, 5)
     shares = shares / shares.sum(dim=1, keepdim=True)
-    sequences = torch.stack([obj.drawn_budgets(levels, shares, step, seed=3) for step in range(60)], dim=1)
+    level_tensor = torch.tensor(levels)
+    keys = obj.example_keys(shares)
+
+    def draws(keys, seed):
+        return torch.stack([obj.drawn_budgets(level_tensor, keys, step, seed) for step in range(60)], dim=1)
+
+    sequences = draws(keys, 3)
     assert set(sequences.flatten().tolist()) <= {float(torch.tensor(v)) for v in levels}
     # Each example follows a sequence of its own, and the same one in any batch.
     assert len({tuple(row.tolist()) for row in sequences}) == 6
-    reordered = torch.stack([obj.drawn_budgets(levels, shares.flip(0), step, seed=3) for step in range(60)], dim=1)
-    assert torch.equal(reordered, sequences.flip(0))
-    other_seed = torch.stack([obj.drawn_budgets(levels, shares, step, seed=4) for step in range(60)], dim=1)
-    assert not torch.equal(other_seed, sequences)
+    assert torch.equal(obj.example_keys(shares.flip(0)), keys.flip(0))
+    assert torch.equal(draws(keys.flip(0), 3), sequences.flip(0))
+    assert not torch.equal(draws(keys, 4), sequences)
     # Every level is drawn about as often as the others.
     counts = torch.stack([(sequences == float(torch.tensor(v))).sum() for v in levels]).double()
     assert counts.min() > 0.2 * counts.sum()
@@ -173,7 +178,7 @@ def test_a_tuple_of_budgets_draws_one_per_step_and_example():
     state = _state()
     kept = obj.kept_fraction(state.evaluation.values, state.shares)
     for step in (0, 1, 57):
-        budgets = obj.drawn_budgets(levels, state.shares, step, seed=3)
+        budgets = obj.drawn_budgets(level_tensor, obj.example_keys(state.shares), step, seed=3)
         assert torch.allclose(term.loss(state._replace(step=step)), obj.compactness_loss(kept, budgets))
     # The final mask, scored after the loop, is held to the mean budget.
     assert torch.allclose(term.loss(state), obj.compactness_loss(kept, sum(levels) / 3))

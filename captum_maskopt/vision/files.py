@@ -28,7 +28,7 @@ from captum_maskopt.tables import InputError
 from captum_maskopt.vision.metrics import pixel_map
 from captum_maskopt.vision.peers import PEERS
 
-__all__ = ["IMAGE_SUFFIXES", "ImageModel", "load_image_model", "image_files", "explain_images"]
+__all__ = ["IMAGE_SUFFIXES", "ImageModel", "load_image_model", "image_files", "read_image", "explain_images"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 """The file suffixes read as photos."""
@@ -211,12 +211,17 @@ def image_files(paths: Sequence[Union[str, Path]]) -> List[Path]:
     return found
 
 
-def _read(path: Path, preprocess: Callable[[Image.Image], Tensor]) -> Tuple[Optional[Tensor], Optional[str]]:
+def read_image(path: Path, preprocess: Callable[[Image.Image], Tensor]) -> Tensor:
+    """The model input for the photo at ``path``.
+
+    Raises:
+        InputError: when the file is not a photo PIL can read.
+    """
     try:
         with Image.open(path) as image:
-            return preprocess(image.convert("RGB")), None
+            return preprocess(image.convert("RGB"))
     except (OSError, ValueError) as error:
-        return None, f"cannot read {path.name}: {error}"
+        raise InputError(f"cannot read {path.name}: {error}") from None
 
 
 def explain_images(
@@ -276,11 +281,10 @@ def explain_images(
         rows: Dict[int, Dict[str, Any]] = {}
         inputs: List[Tuple[int, Tensor]] = []
         for i in ids:
-            tensor, problem = _read(files[i], loaded.preprocess)
-            if tensor is None:
-                rows[i] = _failed(problem or "unreadable")
-            else:
-                inputs.append((i, tensor))
+            try:
+                inputs.append((i, read_image(files[i], loaded.preprocess)))
+            except InputError as error:
+                rows[i] = _failed(str(error))
         if inputs:
             rows.update(_explain_batch(loaded, files, inputs, explain, fixed, options, folder, overlays, seed))
         yield [{"id": i, "file": str(files[i]), **rows[i], "method": method, "settings": settings} for i in ids]
