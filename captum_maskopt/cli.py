@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from captum_maskopt.scale import ENGINES
 from captum_maskopt.tables import TABLE_FORMATS, InputError
 
 __all__ = ["main"]
@@ -237,11 +238,14 @@ def _explain_text(args: argparse.Namespace) -> None:
     from captum_maskopt.output import run_fingerprint
     from captum_maskopt.tables import column, read_table
     from captum_maskopt.text.dataset import attribution_of, explain_texts, method_settings
-    from captum_maskopt.text.peers import PEERS
+    from captum_maskopt.text.peers import MASK_METHODS, PEERS
     from captum_maskopt.text.report import render_html_report
 
     method = _chosen("method", args.method, PEERS.names)[0]
     mask_settings = _mask_settings(args.mask_setting)
+    ray_options = _ray_options(args)
+    if ray_options is not None and ray_options.gpus_per_worker > 0 and method in MASK_METHODS:
+        mask_settings.setdefault("autocast", True)
     rows = read_table(args.input)
     texts = column(rows, args.text_column, "--text-column")
     explainer = _text_explainer(args.model)
@@ -257,7 +261,7 @@ def _explain_text(args: argparse.Namespace) -> None:
         args, fingerprint, len(texts), f"explain text ({method})", "text",
         lambda skip, progress: explain_texts(
             explainer, texts, target, method, args.batch_size, top_fraction, args.threshold,
-            mask_settings, skip=skip, progress=progress,
+            mask_settings, skip=skip, progress=progress, engine=args.engine, ray_options=ray_options,
         ),
     )
     if args.html:
@@ -289,6 +293,7 @@ def _compare_text(args: argparse.Namespace) -> None:
     level_default = [name for name in PEERS.names if name not in swapped]
     methods = _chosen("methods", args.methods, PEERS.names, level_default)
     mask_settings = _mask_settings(args.mask_setting)
+    ray_options = _ray_options(args)
     explainer = _text_explainer(args.model)
     if args.data:
         from captum_maskopt.tables import column, read_table
@@ -310,6 +315,7 @@ def _compare_text(args: argparse.Namespace) -> None:
             progress=_advance(bar),
             keep_attributions=args.report_documents if args.html else 0,
             checkpoint=args.checkpoint, seed=args.seed, mask_settings=mask_settings,
+            engine=args.engine, ray_options=ray_options,
         )
     print(f"\n{described}, model {args.model}, MaskOptimization at {args.level} level, "
           "scored on words, removal = pad token\n")
@@ -334,7 +340,7 @@ def _compare_text(args: argparse.Namespace) -> None:
         rates = first_rank_rate(
             TextExplainer(shortcut_model, shortcut_tokenizer), planted, token, methods,
             args.batch_size, checkpoint=args.checkpoint, seed=args.seed,
-            mask_settings=mask_settings,
+            mask_settings=mask_settings, engine=args.engine, ray_options=ray_options,
         )
         print(f"\nplanted shortcut '{token}': share of {len(planted)} examples where it ranks first")
         for name, rate in rates.items():
@@ -515,9 +521,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help="the column of true classes (index or name) in --data (default label)")
     text.add_argument("--limit", type=_at_least(1), default=None, help="the first N rows of --data only")
     text.add_argument("--level", choices=("word", "token"), default="word",
-                      help="word: MaskOptimization with the words as groups and TEXT_SETTINGS "
-                           "(default); token: LayerMaskOptimization as a Captum user calls it in place "
-                           "of LayerIntegratedGradients, at attribute()'s own defaults")
+                      help="word: MaskOptimization with the words as groups (default); token: "
+                           "LayerMaskOptimization as a Captum user calls it in place of "
+                           "LayerIntegratedGradients, at attribute()'s own defaults (a word's score: "
+                           "its pieces' mean mask value)")
     # The defaults finish in under ten minutes on two CPU cores; the figures in
     # docs/results/ come from larger runs (see their "config").
     text.add_argument("--snippets", type=_at_least(0), default=8, help="snippets of the split (default 8)")
@@ -537,10 +544,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help="append each finished batch to PATH (JSON lines) and skip the "
                            "batches already there, so a stopped run goes on where it stopped")
     text.add_argument("--mask-setting", action="append", metavar="NAME=VALUE",
-                      help="a MaskOptimization setting (a field of MaskOptimizationSettings), "
-                           "over TEXT_SETTINGS (repeatable), e.g. target_kept_fraction=0.1")
+                      help="a MaskOptimization setting (a field of MaskOptimizationSettings) "
+                           "over its defaults (repeatable), e.g. target_kept_fraction=0.1")
     text.add_argument("--seed", type=int, default=0)
     text.add_argument("--quiet", action="store_true", help="no progress bar")
+    _engine_options(text)
     image = modalities.add_parser(
         "image", help="an image classifier (default: the packaged EfficientNet-Lite0 and photos)")
     _image_model_options(image)
@@ -595,9 +603,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     text_file.add_argument("--threshold", type=float, default=None,
                            help="rationale = the words scoring above this, instead of --top-fraction")
     text_file.add_argument("--mask-setting", action="append", metavar="NAME=VALUE",
-                           help="a MaskOptimization setting over TEXT_SETTINGS (repeatable)")
+                           help="a MaskOptimization setting over its defaults (repeatable)")
     text_file.add_argument("--fresh", action="store_true", help="start afresh even if OUT holds finished rows")
     text_file.add_argument("--quiet", action="store_true", help="no progress bar")
+    _engine_options(text_file)
     image_file = targets.add_parser("image", help="photos of folders or files, with an image classifier")
     _image_model_options(image_file)
     image_file.add_argument("--images", nargs="+", required=True, metavar="DIR_OR_FILE",
@@ -642,6 +651,7 @@ _OPTIONAL_PARTS = {
     "datasets": "reading datasets folders: pip install datasets",
     "pyarrow": "reading Parquet files: pip install pyarrow",
     "quantus": "the Quantus metrics: pip install quantus",
+    "ray": "the Ray engine: pip install 'captum-maskopt[scale]'",
 }
 
 
@@ -650,6 +660,38 @@ def _install_hint(error: ModuleNotFoundError) -> str:
     if root in _OPTIONAL_PARTS:
         return f"this command needs {_OPTIONAL_PARTS[root]} (missing module {root!r})"
     return str(error)
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: this process (default); ray: a pool of Ray actors, each "
+                             "with its own copy of the model (pip install 'captum-maskopt[scale]')")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="the Ray cluster to join: 'auto' (the one this machine is part of) or "
+                             "ray://HOST:10001; default: a local Ray started for the run")
+    parser.add_argument("--workers", type=_at_least(1), default=1, help="Ray actors (default 1)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0,
+                        help="CPU cores per Ray actor (default 1)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0,
+                        help="GPUs per Ray actor, e.g. 0.5 for two actors per GPU (default 0); "
+                             "with a GPU, MaskOptimization runs under autocast")
+
+
+def _ray_options(args: argparse.Namespace) -> Any:
+    """``--engine`` and its options: None for the local engine, else the RayOptions."""
+    from captum_maskopt.scale import RayOptions
+
+    if args.engine == "local":
+        given = [name for name, value in (("--ray-address", args.ray_address), ("--workers", args.workers != 1),
+                                          ("--gpus-per-worker", args.gpus_per_worker != 0.0),
+                                          ("--cpus-per-worker", args.cpus_per_worker != 1.0)) if value]
+        if given:
+            raise InputError(f"{', '.join(given)}: only with --engine ray")
+        return None
+    try:
+        return RayOptions(args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker)
+    except ValueError as error:
+        raise InputError(f"--{str(error).replace('_', '-')}") from None
 
 
 def _image_model_options(parser: argparse.ArgumentParser) -> None:

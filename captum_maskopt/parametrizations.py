@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from captum_maskopt.settings import MaskOptimizationSettings
 
 __all__ = [
+    "AUTOMATIC_CHOICES",
     "PARAMETRIZATIONS",
     "resolve_parametrization",
     "MaskEvaluation",
@@ -277,7 +278,11 @@ ParametrizationFactory: TypeAlias = Callable[[FeatureGroups, "MaskOptimizationSe
 ParametrizationChoice: TypeAlias = Union[str, MaskParametrization, ParametrizationFactory]
 """What the ``parametrization`` setting accepts: a name, an object or a factory."""
 PARAMETRIZATIONS: Registry[ParametrizationFactory] = Registry("parametrization")
-"""The parametrizations by name (``"auto"`` chooses among them)."""
+"""The parametrizations by name (``"auto"`` and ``"paper"`` choose among them)."""
+
+AUTOMATIC_CHOICES = ("auto", "paper")
+"""The names that choose a parametrization from the input's groups (see
+:func:`resolve_parametrization`)."""
 
 
 @PARAMETRIZATIONS.register("logits")
@@ -304,11 +309,13 @@ def resolve_parametrization(
     choice: ParametrizationChoice, groups: FeatureGroups, settings: "MaskOptimizationSettings"
 ) -> MaskParametrization:
     """The parametrization for ``choice``: a registered name, ``"auto"`` (the smooth
-    2-D mask for the pixel groups of one image tensor, the Gaussian-kernel mask for one
-    sequence, free logits otherwise), an object, or a factory."""
+    2-D mask for the pixel groups of one image tensor, free logits otherwise), ``"paper"``
+    (as auto, but the Gaussian-kernel mask for the positions of one sequence), an
+    object, or a factory."""
     if isinstance(choice, str):
-        if choice == "auto":
-            choice = "smooth2d" if groups.grid else "gaussian1d" if groups.sequence else "logits"
+        if choice in AUTOMATIC_CHOICES:
+            smooth_sequence = choice == "paper" and groups.sequence
+            choice = "smooth2d" if groups.grid else "gaussian1d" if smooth_sequence else "logits"
         parametrization = PARAMETRIZATIONS[choice](groups, settings)
     elif isinstance(choice, MaskParametrization):
         parametrization = choice

@@ -3,8 +3,9 @@
 ``python scripts/record_reference_attributions.py``) and must not change with it.
 
 Each case is a function returning ``{name: tensor}``: the attributions and the fields of
-the optimization record. The calls use only keyword settings, the call form that
-worked before the redesign and must keep working after it. The cases cover the
+the optimization record. The calls use keyword settings, the call form that
+worked before the redesign and must keep working after it, over :data:`BEFORE`, the
+defaults of the time (the defaults have changed since). The cases cover the
 packaged text classifier (token level, word groups, windows), the packaged image
 classifier, tuple inputs, layer inputs and outputs, and every parametrization.
 """
@@ -17,8 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from captum_maskopt import LayerMaskOptimization, MaskOptimization
+from captum_maskopt.settings import MaskOptimizationSettings
 
 Result = Dict[str, Tensor]
+#: The defaults when these were recorded; each call's keywords override them.
+BEFORE = MaskOptimizationSettings(
+    n_steps=200, comprehensiveness="log", target_kept_fraction=None, path_average=False,
+    parametrization="paper",
+)
 RECORD_FIELDS = ("steps", "converged", "keep_probability", "remove_probability", "kept_fraction", "loss")
 
 
@@ -99,7 +106,7 @@ def tuple_inputs_logits() -> Result:
     attributions, record = MaskOptimization(model).attribute(
         (x, y), baselines=(0.0, torch.zeros(1, 3)), target=[0, 1, 2, 1],
         additional_forward_args=(2.0,), feature_mask=mask, n_steps=30, check_every=5,
-        internal_batch_size=3, return_record=True, seed=3,
+        internal_batch_size=3, settings=BEFORE, return_record=True, seed=3,
     )
     return _flatten(attributions, record)
 
@@ -111,7 +118,7 @@ def tuple_inputs_default_groups_several_baselines() -> Result:
     attributions, record = MaskOptimization(model).attribute(
         (x, y), baselines=[(0.0, 0.0), (torch.ones(1, 5), -1.0)], target=2, n_steps=25,
         comprehensiveness="hinge", target_kept_fraction=0.3, path_average=True,
-        return_record=True,
+        settings=BEFORE, return_record=True,
     )
     return _flatten(attributions, record)
 
@@ -125,8 +132,10 @@ def sequence_gaussian1d_and_logits() -> Result:
     result: Result = {}
     for parametrization in ("auto", "gaussian1d", "logits"):
         attributions, record = MaskOptimization(model).attribute(
-            x, target=torch.tensor([0, 1, 0]), n_steps=40, parametrization=parametrization,
-            pinned_features=pins, learning_rate=0.05, smoothness_weight=0.8, return_record=True,
+            x, target=torch.tensor([0, 1, 0]), n_steps=40,
+            # "paper" is what "auto" chose for sequences when these were recorded.
+            parametrization="paper" if parametrization == "auto" else parametrization,
+            pinned_features=pins, learning_rate=0.05, smoothness_weight=0.8, settings=BEFORE, return_record=True,
         )
         result.update(_flatten(attributions, record, f"{parametrization}."))
     return result
@@ -144,7 +153,7 @@ def image_smooth2d_and_logits() -> Result:
     ):
         attributions, record = MaskOptimization(model).attribute(
             x, baselines=[0.0, 1.0], target=1, n_steps=25, parametrization=parametrization,
-            return_record=True, **options,
+            settings=BEFORE, return_record=True, **options,
         )
         result.update(_flatten(attributions, record, f"{parametrization}."))
     return result
@@ -157,14 +166,14 @@ def probability_forms() -> Result:
     result: Result = {}
     attributions, record = MaskOptimization(single).attribute(
         x, n_steps=20, probability="sigmoid", noise_std=0.0, flip_fraction=0.0,
-        return_record=True, seed=7,
+        settings=BEFORE, return_record=True, seed=7,
     )
     result.update(_flatten(attributions, record, "sigmoid."))
     probabilities = nn.Sequential(nn.Linear(6, 3), nn.Softmax(dim=1)).eval()
     attributions, record = MaskOptimization(probabilities).attribute(
         x, target=(2,), n_steps=20, probability="identity", compactness_weight=0.5,
         sufficiency_weight=2.0, comprehensiveness_weight=0.0, tolerance=0.0,
-        return_record=True,
+        settings=BEFORE, return_record=True,
     )
     result.update(_flatten(attributions, record, "identity."))
     return result
@@ -182,7 +191,7 @@ def layer_tokens_default_and_word_groups() -> Result:
     method = LayerMaskOptimization(model, model.embeddings)
     attributions, record = method.attribute(
         ids, baselines=pad, target=1, additional_forward_args=(attention,), n_steps=30,
-        return_record=True,
+        settings=BEFORE, return_record=True,
     )
     result.update(_flatten(attributions, record, "tokens."))
     words = torch.tensor([[0, 1, 1, 2, 3, 3, 4]]).expand(3, 7).unsqueeze(-1)
@@ -190,7 +199,7 @@ def layer_tokens_default_and_word_groups() -> Result:
         ids, baselines=pad, target=[0, 1, 1], additional_forward_args=(attention,),
         feature_mask=words, pinned_features=(ids == 0).unsqueeze(-1), n_steps=30,
         target_kept_fraction=0.2, path_average=True, comprehensiveness="hinge",
-        internal_batch_size=2, return_record=True,
+        internal_batch_size=2, settings=BEFORE, return_record=True,
     )
     result.update(_flatten(attributions, record, "words."))
     return result
@@ -202,12 +211,12 @@ def layer_input_and_tuple_output() -> Result:
     x = torch.randn(3, 6)
     result: Result = {}
     attributions, record = LayerMaskOptimization(mlp, mlp[2]).attribute(
-        x, target=0, n_steps=25, attribute_to_layer_input=True, return_record=True,
+        x, target=0, n_steps=25, attribute_to_layer_input=True, settings=BEFORE, return_record=True,
     )
     result.update(_flatten(attributions, record, "input."))
     pair = _PairModel().eval()
     attributions, record = LayerMaskOptimization(pair, pair.split).attribute(
-        torch.randn(3, 8), target=2, n_steps=25, return_record=True,
+        torch.randn(3, 8), target=2, n_steps=25, settings=BEFORE, return_record=True,
     )
     result.update(_flatten(attributions, record, "tuple."))
     return result
@@ -232,7 +241,7 @@ def packaged_text_classifier() -> Result:
     attributions, record = LayerMaskOptimization(explainer.forward, explainer.layer).attribute(
         encoding.input_ids, baselines=torch.full_like(encoding.input_ids, explainer.pad_id),
         target=1, additional_forward_args=(encoding.attention_mask,), n_steps=15,
-        return_record=True,
+        settings=BEFORE, return_record=True,
     )
     result.update(_flatten(attributions, record, "tokens."))
     return result
@@ -244,7 +253,7 @@ def packaged_image_classifier() -> Result:
     model = load_efficientnet_lite0()
     image = preprocess(load_photo("coffee").image).unsqueeze(0)
     attributions, record = MaskOptimization(model).attribute(
-        image, target=967, n_steps=8, return_record=True,
+        image, target=967, n_steps=8, settings=BEFORE, return_record=True,
     )
     # The mask is shared over the channels: one channel holds all of it.
     return _flatten(attributions[:, :1], record)

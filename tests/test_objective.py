@@ -141,10 +141,12 @@ def test_a_new_term_is_one_registered_function(monkeypatch, mlp):
         return obj.WeightedTerm("keep_feature_0", 5.0, lambda s: 1.0 - s.evaluation.values[:, 0])
 
     x = torch.randn(4, 8)
-    attributions = MaskOptimization(mlp).attribute(x, target=0, n_steps=60, compactness_weight=2.0)
+    # One compactness pressure and the final mask (no path average), as designed for.
+    final = {"n_steps": 60, "compactness_weight": 2.0, "path_average": False, "target_kept_fraction": None}
+    attributions = MaskOptimization(mlp).attribute(x, target=0, **final)
     assert (attributions[:, 0] > 0.95).all()
     monkeypatch.undo()
-    plain = MaskOptimization(mlp).attribute(x, target=0, n_steps=60, compactness_weight=2.0)
+    plain = MaskOptimization(mlp).attribute(x, target=0, **final)
     assert not (plain[:, 0] > 0.95).all()
 
 

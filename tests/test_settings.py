@@ -96,7 +96,8 @@ def test_the_cli_takes_the_settings_names_from_the_fields():
     defaults = MaskOptimizationSettings().as_dict()
     pairs = [f"{name}={json.dumps(value)}" for name, value in defaults.items()]
     assert list(_mask_settings(pairs)) == list(SETTING_NAMES)
-    assert _mask_settings(pairs) == defaults
+    # JSON has no tuples: the settings object makes the list of budgets a tuple again.
+    assert MaskOptimizationSettings(**_mask_settings(pairs)).as_dict() == defaults
     with pytest.raises(SystemExit, match="--mask-setting"):
         _mask_settings(["internal_batch_size=2"])
     # A value is checked when the option is read, by the field's own check.
@@ -116,3 +117,53 @@ def test_target_kept_fraction_takes_one_share_or_a_tuple_of_them():
     for bad in ([], (0.1, 1.5), (0.0,), "0.1"):
         with pytest.raises(ValueError, match="target_kept_fraction must be None, a number in"):
             MaskOptimizationSettings(target_kept_fraction=bad)
+
+
+class _Tokens(torch.nn.Module):
+    """(N, T, D) -> logits, order-sensitive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.head = torch.nn.Linear(6 * 4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(x).flatten(1))
+
+
+def test_without_settings_images_get_the_image_preset_and_the_rest_the_defaults(cnn):
+    images = torch.rand(2, 3, 16, 16)
+    method = MaskOptimization(cnn)
+    plain = method.attribute(images, target=0, n_steps=6)
+    assert torch.equal(plain, method.attribute(images, target=0, n_steps=6, settings="image"))
+    assert not torch.allclose(plain, method.attribute(images, target=0, n_steps=6, settings="default"))
+    # With a feature_mask the groups are not the pixel grid: the defaults apply.
+    cells = (torch.arange(16).view(4, 4).repeat_interleave(4, 0).repeat_interleave(4, 1)).expand(1, 3, 16, 16)
+    grouped = method.attribute(images, target=0, n_steps=6, feature_mask=cells)
+    assert torch.equal(grouped, method.attribute(images, target=0, n_steps=6, feature_mask=cells, settings="default"))
+    tokens = torch.randn(3, 6, 4)
+    sequence = MaskOptimization(_Tokens())
+    assert torch.equal(sequence.attribute(tokens, target=1, n_steps=6),
+                       sequence.attribute(tokens, target=1, n_steps=6, settings="default"))
+    # A keyword overrides the preset the input chose.
+    _, record = method.attribute(images, target=0, n_steps=3, return_record=True)
+    assert (record.steps <= 3).all()
+
+
+def test_auto_gives_tokens_free_logits_and_paper_the_gaussian_kernels():
+    tokens = torch.randn(3, 6, 4)
+    method = MaskOptimization(_Tokens())
+    call = {"target": 1, "n_steps": 6}
+    assert torch.equal(method.attribute(tokens, parametrization="auto", **call),
+                       method.attribute(tokens, parametrization="logits", **call))
+    assert torch.equal(method.attribute(tokens, parametrization="paper", **call),
+                       method.attribute(tokens, parametrization="gaussian1d", **call))
+    assert PRESETS["paper"].parametrization == "paper"
+
+
+def test_the_docstrings_and_the_table_give_the_image_defaults_where_they_differ():
+    table = settings_table()
+    assert "`100 (images: 200)`" in table
+    assert '`"hinge" (images: "log")`' in table
+    assert "`0.03`" in table  # noise_std: the same for images, one value
+    assert "Default: 100 (images: 200)" in " ".join(MaskOptimization.attribute.__doc__.split())

@@ -239,16 +239,19 @@ def test_mask_optimization_is_named_by_its_difference_from_the_reference(monkeyp
     assert checkpoint.method_name("MaskOptimization", {"path_average": True}) == "MaskOptimization"
     assert checkpoint.method_name("Lime", {"n_steps": 9}) == "Lime"
     # A method default given explicitly is the same run as leaving it out.
-    assert checkpoint.method_name("MaskOptimization", {"comprehensiveness": "log"}) == "MaskOptimization"
+    assert checkpoint.method_name("MaskOptimization", {"comprehensiveness": "hinge"}) == "MaskOptimization"
+    assert checkpoint.method_name("MaskOptimization", {"comprehensiveness": "log"}) == (
+        'MaskOptimization {"comprehensiveness": "log"}'
+    )
     monkeypatch.setattr(integration, "TEXT_SETTINGS", {
-        "target_kept_fraction": 0.05, "comprehensiveness": "hinge",
+        "target_kept_fraction": 0.05, "path_average": False,
     })
-    # A reference setting left out is named by the method's default.
+    # A setting that differs from the reference is named, with the given ones.
     assert checkpoint.method_name("MaskOptimization", {"n_steps": 9}) == (
-        'MaskOptimization {"comprehensiveness": "hinge", "n_steps": 9, "path_average": false}'
+        'MaskOptimization {"n_steps": 9, "path_average": false}'
     )
     assert checkpoint.method_name(
-        "MaskOptimization", {"comprehensiveness": "log", "path_average": True}
+        "MaskOptimization", {"comprehensiveness": "hinge", "path_average": True}
     ) == "MaskOptimization"
 
 

@@ -101,6 +101,21 @@ def test_any_captum_layer_method_on_the_same_words(model, tokenizer):
     assert len(results[1].words) == 16  # Dull < b > plot < / b > , dull film and a dull plot
 
 
+def test_layer_mask_values_pool_by_the_mean_of_the_pieces(model, tokenizer):
+    from captum_maskopt import LayerMaskOptimization
+
+    explainer = TextExplainer(model, tokenizer)
+    call = {"n_steps": 4}
+    summed = explainer.explain_with(LayerMaskOptimization, TEXTS[:1], **call)[0]
+    averaged = explainer.explain_with(LayerMaskOptimization, TEXTS[:1], reduce="mean", **call)[0]
+    # "wonderfully" is three pieces (wonder ##ful ##ly): the sum counts them, the mean does not.
+    assert averaged.words[1].lower() == "wonderfully"
+    assert float(summed.scores[1]) == pytest.approx(3 * float(averaged.scores[1]), rel=1e-6)
+    assert torch.allclose(summed.scores[[0, 2, 3, 4]], averaged.scores[[0, 2, 3, 4]])
+    with pytest.raises(ValueError, match="reduce must be 'sum' or 'mean'"):
+        explainer.explain_with(LayerMaskOptimization, TEXTS[:1], reduce="max", **call)
+
+
 def test_visualization_record(model, tokenizer):
     from captum.attr import visualization
 

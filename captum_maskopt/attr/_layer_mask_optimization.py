@@ -10,7 +10,7 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_maskopt.attr._layer_switch import LayerSwitch
-from captum_maskopt.attr._mask_optimization import AttributionResult, MaskOptimization, _Problem
+from captum_maskopt.attr._mask_optimization import AttributionResult, MaskOptimization, _Problem, settings_of
 from captum_maskopt.baselines import format_baselines
 from captum_maskopt.features import check_feature_mask
 from captum_maskopt.formatting import (
@@ -150,7 +150,8 @@ class LayerMaskOptimization(LayerAttribution):
             ``attribute_to_layer_input``; with ``return_record``, a pair
             (attributions, record).
         """
-        chosen = resolve_settings(settings, n_steps=n_steps, **setting_overrides)
+        # Checked before any work; resolved again once the layer's tensors are known.
+        resolve_settings(settings, n_steps=n_steps, **setting_overrides)
         inputs_tuple, _ = format_tensor_tuple(inputs, "inputs")
         n = check_inputs(inputs_tuple, "inputs", floating=False)
         baseline_list = format_baselines(baselines, inputs_tuple)
@@ -175,6 +176,7 @@ class LayerMaskOptimization(LayerAttribution):
                     feature_mask=masks,
                     pinned=format_pinned(pinned_features, masked),
                 )
+                chosen = settings_of(problem, settings, n_steps=n_steps, **setting_overrides)
                 attributions, record = MaskOptimization(
                     switch.substituting(self.forward_func, len(masked))
                 )._attribute_problem(

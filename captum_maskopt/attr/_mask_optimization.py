@@ -12,7 +12,7 @@ from torch import Tensor
 
 from captum_maskopt.attr._views import build_predict, masks_to_attributions
 from captum_maskopt.baselines import format_baselines
-from captum_maskopt.features import FeatureGroups, build_feature_groups, check_feature_mask
+from captum_maskopt.features import FeatureGroups, build_feature_groups, check_feature_mask, default_group_index
 from captum_maskopt.formatting import (
     BatchExpander,
     TargetForm,
@@ -58,6 +58,17 @@ class _Problem:
     additional_forward_args: Tuple[Any, ...]
     feature_mask: Optional[Tuple[Tensor, ...]]
     pinned: Optional[Tuple[Tensor, ...]]
+
+
+def settings_of(problem: _Problem, settings: SettingsChoice, **overrides: Any) -> MaskOptimizationSettings:
+    """The settings of a call on ``problem``: with no ``settings`` given, the ``"image"``
+    preset when the groups are the pixel locations of one image tensor (where
+    ``parametrization="auto"`` picks the smooth 2-D mask), the defaults otherwise."""
+    image = (
+        problem.feature_mask is None and len(problem.masked) == 1
+        and default_group_index(problem.masked[0].shape)[1] is not None
+    )
+    return resolve_settings(settings, image=image, **overrides)
 
 
 class MaskOptimization(PerturbationAttribution):
@@ -208,7 +219,8 @@ class MaskOptimization(PerturbationAttribution):
             >>> # the paper's settings, with fewer steps
             >>> attributions = mo.attribute(images, target=labels, settings="paper", n_steps=300)
         """
-        chosen = resolve_settings(settings, n_steps=n_steps, **setting_overrides)
+        # Checked before any work; resolved again once the input's kind is known.
+        resolve_settings(settings, n_steps=n_steps, **setting_overrides)
         inputs_tuple, is_tuple = format_tensor_tuple(inputs, "inputs")
         n = check_inputs(inputs_tuple, "inputs", floating=True)
         masks = format_optional_like(feature_mask, inputs_tuple, "feature_mask")
@@ -222,6 +234,7 @@ class MaskOptimization(PerturbationAttribution):
             feature_mask=masks,
             pinned=format_pinned(pinned_features, inputs_tuple),
         )
+        chosen = settings_of(problem, settings, n_steps=n_steps, **setting_overrides)
         with preserved_caller_state(self.forward_func):
             attributions, record = self._attribute_problem(
                 problem, chosen, internal_batch_size, show_progress

@@ -3,16 +3,16 @@ a stopped comparison goes on where it stopped and a summary can be read at any t
 
 A line is ``{"run": RUN, "batch": KEY, "result": RESULT}``. ``RUN`` digests what the
 batches' results depend on besides the batch itself: the model's weights, the package
-version, :data:`REFERENCE_SETTINGS` and the seed; ``KEY`` digests the part of the
+version, :data:`REFERENCE_SETTINGS`, the settings' defaults and the seed; ``KEY`` digests the part of the
 comparison, the method's name as filed (see :func:`method_name`) and the batch's texts
 and labels. Each batch draws its random numbers from a seed of its own
 (:func:`batch_seed`), so a resumed run gives what an uninterrupted one would.
 
 MaskOptimization's batches are filed under a name that carries its settings where they
 differ from :data:`REFERENCE_SETTINGS`; with today's defaults that name is
-``MaskOptimization {"comprehensiveness": "hinge"}``. A run with other settings, or
-after :data:`~captum_maskopt.text.TEXT_SETTINGS` changed, reruns MaskOptimization only,
-while the peers' batches, which do not depend on those settings, are shared.
+``MaskOptimization {"target_kept_fraction": [0.01, 0.05, 0.1, 0.2, 0.5]}``. A run with
+other settings reruns MaskOptimization only, while the peers' batches, which do not
+depend on those settings, are shared; a change of a default starts afresh.
 """
 
 from __future__ import annotations
@@ -117,8 +117,11 @@ class Checkpoint:
         if self.path is None:
             return
         self.run = hashlib.sha1(json.dumps(
-            # The reference belongs to the key: the names are relative to it.
-            [model_fingerprint(model), captum_maskopt.__version__, dict(REFERENCE_SETTINGS), seed],
+            # The reference and the defaults belong to the key: the names are relative
+            # to them, so a change of a default starts afresh rather than reusing
+            # batches made with the old value.
+            [model_fingerprint(model), captum_maskopt.__version__, dict(REFERENCE_SETTINGS), seed,
+             MaskOptimizationSettings().as_record()],
             sort_keys=True,
         ).encode()).hexdigest()
         if self.path.exists():

@@ -13,14 +13,17 @@ there are not run again, so a stopped run goes on where it stopped; see
 
 from __future__ import annotations
 
+import functools
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeAlias, Union
 
 import torch
 from torch import Tensor
 
 from captum_maskopt import metrics
+from captum_maskopt.scale import ENGINES, RayOptions, map_on_ray, to_worker_device
 from captum_maskopt.text.checkpoint import Checkpoint, batch_key, batch_seed, method_name
 from captum_maskopt.text.integration import TextEncoding, TextExplainer, WordAttribution
 from captum_maskopt.text.peers import PEERS
@@ -121,6 +124,96 @@ def _score_batch(
     return {"totals": totals, "words": [_to_json(word) for word in words]}
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """One method's batch of one part of the comparison, as filed in the checkpoint."""
+
+    key: str
+    name: str
+    logged_name: str
+    texts: List[str]
+    labels: List[int]
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """A batch's metrics summed over its documents, and its word attributions."""
+
+    mask_settings: Optional[Mapping[str, Any]]
+
+    def __call__(self, explainer: TextExplainer, batch: _Batch) -> Dict[str, Any]:
+        return _score_batch(explainer, batch.name, batch.texts, torch.as_tensor(batch.labels),
+                            self.mask_settings)
+
+
+@dataclass(frozen=True)
+class _FirstRank:
+    """How many of a batch's documents have ``word`` as their top-scored word."""
+
+    word: str
+    mask_settings: Optional[Mapping[str, Any]]
+
+    def __call__(self, explainer: TextExplainer, batch: _Batch) -> Dict[str, Any]:
+        _, words, _, _ = _explain_batch(explainer, batch.name, batch.texts, self.mask_settings)
+        return {"examples": len(batch.texts), "hits": sum(
+            a.words[int(a.scores.argmax())].lower() == self.word.lower() for a in words
+        )}
+
+
+BatchTask: TypeAlias = Callable[[TextExplainer, _Batch], Dict[str, Any]]
+
+
+def _seeded(task: BatchTask, seed: int, explainer: TextExplainer, batch: _Batch) -> Dict[str, Any]:
+    with batch_seed(seed, batch.key):
+        return task(explainer, batch)
+
+
+def _ray_worker(task: BatchTask, seed: int, explainer: TextExplainer) -> Callable[[_Batch], Dict[str, Any]]:
+    """Run once in each Ray actor: the explainer on the actor's GPU when it has one."""
+    to_worker_device(explainer.model)
+    return functools.partial(_seeded, task, seed, explainer)
+
+
+def _complete(
+    explainer: TextExplainer, log: Checkpoint, batches: Sequence[_Batch], task: BatchTask, seed: int,
+    engine: str, ray_options: Optional[RayOptions], progress: Optional[Callable[[str], None]],
+) -> None:
+    """Run ``task`` on the batches that ``log`` lacks, here or on Ray, and file each
+    result as it comes; the results do not depend on the engine (each batch draws
+    from its own seed)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    missing = [batch for batch in batches if log.get(batch.key) is None]
+    if progress is not None:
+        for batch in batches:
+            if log.get(batch.key) is not None:
+                progress(batch.name)
+    if engine == "ray":
+        results: Iterator[Dict[str, Any]] = map_on_ray(
+            functools.partial(_ray_worker, task, seed, explainer), missing, ray_options or RayOptions())
+    else:
+        results = (_seeded(task, seed, explainer, batch) for batch in missing)
+    for batch, result in zip(missing, results):
+        log.add(batch.key, dict(result, method=batch.logged_name))
+        if progress is not None:
+            progress(batch.name)
+
+
+def _batches(
+    part: str, texts: Sequence[str], labels: Sequence[int], methods: Sequence[str], batch_size: int,
+    mask_settings: Optional[Mapping[str, Any]],
+) -> List[_Batch]:
+    batches = []
+    for name in methods:
+        logged_name = method_name(name, mask_settings)
+        for start in range(0, len(texts), batch_size):
+            chosen = list(texts[start : start + batch_size])
+            chosen_labels = [int(label) for label in labels[start : start + len(chosen)]]
+            batches.append(_Batch(batch_key(part, logged_name, chosen, chosen_labels), name,
+                                  logged_name, chosen, chosen_labels))
+    return batches
+
+
 def compare_methods(
     explainer: TextExplainer,
     texts: Sequence[str],
@@ -132,6 +225,8 @@ def compare_methods(
     checkpoint: Optional[Union[str, Path]] = None,
     seed: int = 0,
     mask_settings: Optional[Mapping[str, Any]] = None,
+    engine: str = "local",
+    ray_options: Optional[RayOptions] = None,
 ) -> Tuple[Dict[str, Dict[str, float]], List[Dict[str, WordAttribution]]]:
     """Explain ``texts`` with each method and score it.
 
@@ -149,6 +244,10 @@ def compare_methods(
         seed: mixed into each batch's seed.
         mask_settings: keyword arguments of ``LayerMaskOptimization.attribute`` that
             override :data:`~captum_maskopt.text.TEXT_SETTINGS` for MaskOptimization.
+        engine: ``"local"`` (this process) or ``"ray"``: every method's batches are
+            spread over a Ray actor pool (:func:`captum_maskopt.scale.map_on_ray`);
+            the figures are the same, each batch being seeded on its own.
+        ray_options: the cluster and the pool for ``engine="ray"``.
 
     Returns:
         ``{method: {metric: value}}`` with the metrics of :data:`METRICS` averaged over
@@ -157,29 +256,23 @@ def compare_methods(
     """
     if len(texts) != len(labels) or not texts:
         raise ValueError("texts and labels must be non-empty and of the same length")
-    label_tensor = torch.as_tensor(list(labels))
     kept: List[Dict[str, WordAttribution]] = [dict() for _ in range(min(keep_attributions, len(texts)))]
-    results: Dict[str, Dict[str, float]] = {}
     log = Checkpoint(checkpoint, explainer.model, seed)
+    batches = _batches("compare", texts, labels, methods, batch_size, mask_settings)
+    _complete(explainer, log, batches, _Scoring(mask_settings), seed, engine, ray_options, progress)
+    results: Dict[str, Dict[str, float]] = {}
     for name in methods:
-        logged_name = method_name(name, mask_settings)
         totals = dict.fromkeys(METRICS, 0.0)
-        for start in range(0, len(texts), batch_size):
-            batch = list(texts[start : start + batch_size])
-            batch_labels = label_tensor[start : start + len(batch)]
-            key = batch_key("compare", logged_name, batch, batch_labels.tolist())
-            result = log.get(key)
-            if result is None:
-                with batch_seed(seed, key):
-                    result = _score_batch(explainer, name, batch, batch_labels, mask_settings)
-                log.add(key, dict(result, method=logged_name))
+        start = 0
+        for batch in (batch for batch in batches if batch.name == name):
+            result = log.get(batch.key)
+            assert result is not None
             for metric in METRICS:
                 totals[metric] += result["totals"][metric]
             for offset, word in enumerate(result["words"]):
                 if start + offset < len(kept):
                     kept[start + offset][name] = _from_json(word)
-            if progress is not None:
-                progress(name)
+            start += len(batch.texts)
         results[name] = {metric: value / len(texts) for metric, value in totals.items()}
     return results, kept
 
@@ -187,28 +280,18 @@ def compare_methods(
 def first_rank_rate(
     explainer: TextExplainer, texts: Sequence[str], word: str, methods: Sequence[str] = PEERS.names,
     batch_size: int = 8, checkpoint: Optional[Union[str, Path]] = None, seed: int = 0,
-    mask_settings: Optional[Mapping[str, Any]] = None,
+    mask_settings: Optional[Mapping[str, Any]] = None, engine: str = "local",
+    ray_options: Optional[RayOptions] = None,
 ) -> Dict[str, float]:
     """For each method, the share of ``texts`` whose top-scored word is ``word``
-    (case-insensitive), e.g. a planted shortcut token. ``checkpoint``, ``seed`` and
-    ``mask_settings`` as in :func:`compare_methods`."""
+    (case-insensitive), e.g. a planted shortcut token. ``checkpoint``, ``seed``,
+    ``mask_settings``, ``engine`` and ``ray_options`` as in :func:`compare_methods`."""
     log = Checkpoint(checkpoint, explainer.model, seed)
+    batches = _batches(f"first rank of {word.lower()}", texts, [], methods, batch_size, mask_settings)
+    _complete(explainer, log, batches, _FirstRank(word, mask_settings), seed, engine, ray_options, None)
     rates = {}
     for name in methods:
-        logged_name = method_name(name, mask_settings)
-        hits = 0
-        for start in range(0, len(texts), batch_size):
-            batch = list(texts[start : start + batch_size])
-            key = batch_key(f"first rank of {word.lower()}", logged_name, batch)
-            result = log.get(key)
-            if result is None:
-                with batch_seed(seed, key):
-                    _, words, _, _ = _explain_batch(explainer, name, batch, mask_settings)
-                result = {"examples": len(batch), "hits": sum(
-                    a.words[int(a.scores.argmax())].lower() == word.lower() for a in words
-                )}
-                log.add(key, dict(result, method=logged_name))
-            hits += result["hits"]
+        hits = sum(log.get(batch.key)["hits"] for batch in batches if batch.name == name)  # type: ignore[index]
         rates[name] = hits / len(texts)
     return rates
 

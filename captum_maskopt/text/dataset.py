@@ -16,16 +16,25 @@ MaskOptimization (Captum's methods see its first window).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, TypeAlias, Union
+from dataclasses import dataclass
+from typing import (
+    TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
+    TypeAlias, Union,
+)
 
 import torch
 
+from captum_maskopt.scale import ENGINES, to_worker_device
 from captum_maskopt.settings import resolve_settings
 from captum_maskopt.tables import InputError
 from captum_maskopt.text.integration import TextExplainer, WordAttribution, text_settings
 from captum_maskopt.text.peers import PEER_SETTINGS, PEERS
+
+if TYPE_CHECKING:
+    from captum_maskopt.scale import RayOptions
 
 __all__ = [
     "explain_texts", "explain_dataset", "attribution_of", "method_settings",
@@ -135,6 +144,8 @@ def explain_texts(
     mask_settings: Optional[Mapping[str, Any]] = None,
     skip: Sequence[int] = (),
     progress: Optional[Callable[[int], None]] = None,
+    engine: str = "local",
+    ray_options: Optional["RayOptions"] = None,
 ) -> Iterator[List[Dict[str, Any]]]:
     """Explain ``texts`` batch by batch, yielding each batch's rows in input order.
 
@@ -151,6 +162,13 @@ def explain_texts(
             :data:`~captum_maskopt.text.TEXT_SETTINGS`.
         skip: ids of texts not to explain (done by an earlier run).
         progress: called with the number of texts done after each batch.
+        engine: ``"local"`` (this process) or ``"ray"``: the batches run on a Ray
+            actor pool (:func:`captum_maskopt.scale.map_on_ray`), each actor with its
+            own copy of the explainer; the rows are those of the local engine (the
+            same batches), yielded in the same order.
+        ray_options: the cluster and the pool for ``engine="ray"``
+            (:class:`~captum_maskopt.scale.RayOptions`; default: a local Ray, one
+            worker).
 
     Yields:
         lists of rows ``{"id", "text", "predicted", "predicted_label", "probability",
@@ -163,32 +181,67 @@ def explain_texts(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if (top_fraction is None) == (threshold is None):
         raise ValueError("give exactly one of top_fraction and threshold")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     settings = method_settings(method, mask_settings)
     targets = resolve_targets(explainer, target, len(texts))
-    overrides = dict(mask_settings or {})
+    job = _BatchJob(method, dict(mask_settings or {}), top_fraction, threshold, settings)
     skipped = set(skip)
     todo = [i for i in range(len(texts)) if i not in skipped]
-    for start in range(0, len(todo), batch_size):
-        ids = todo[start:start + batch_size]
+    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+    payloads = [([texts[i] for i in ids], None if targets is None else [targets[i] for i in ids])
+                for ids in batches]
+    if engine == "ray":
+        from captum_maskopt.scale import RayOptions, map_on_ray
+
+        results: Iterator[List[Dict[str, Any]]] = map_on_ray(
+            functools.partial(_ray_worker, explainer, job), payloads, ray_options or RayOptions())
+    else:
+        results = (job(explainer, *payload) for payload in payloads)
+    for ids, rows in zip(batches, results):
+        yield [{"id": i, **row} for i, row in zip(ids, rows)]
+        if progress is not None:
+            progress(len(ids))
+
+
+@dataclass(frozen=True)
+class _BatchJob:
+    """What every batch of one run is explained with; called on a batch, its rows
+    (without ids), the same on either engine."""
+
+    method: str
+    overrides: Dict[str, Any]
+    top_fraction: Optional[float]
+    threshold: Optional[float]
+    settings: Dict[str, Any]
+
+    def __call__(
+        self, explainer: TextExplainer, texts: Sequence[Any], targets: Optional[List[int]],
+    ) -> List[Dict[str, Any]]:
         rows: Dict[int, Dict[str, Any]] = {}
         usable = []
-        for i in ids:
-            problem = _problem(texts[i])
+        for i, text in enumerate(texts):
+            problem = _problem(text)
             if problem is None:
                 usable.append(i)
             else:
                 rows[i] = {**_failed(problem), "seconds": 0.0}
         begun = time.perf_counter()
-        explained = _explain_guarded(explainer, texts, usable, targets, method, overrides, top_fraction, threshold)
+        explained = _explain_guarded(explainer, texts, usable, targets, self.method, self.overrides,
+                                     self.top_fraction, self.threshold)
         share = (time.perf_counter() - begun) / max(1, len(usable))
         for i, row in zip(usable, explained):
             rows[i] = {**row, "seconds": share}
-        yield [
-            {"id": i, "text": texts[i], **rows[i], "method": method, "settings": settings}
-            for i in ids
-        ]
-        if progress is not None:
-            progress(len(ids))
+        return [{"text": text, **rows[i], "method": self.method, "settings": self.settings}
+                for i, text in enumerate(texts)]
+
+
+def _ray_worker(
+    explainer: TextExplainer, job: _BatchJob,
+) -> Callable[[Tuple[Sequence[Any], Optional[List[int]]]], List[Dict[str, Any]]]:
+    """Run in each Ray actor, once: the explainer on the actor's GPU when it has one."""
+    to_worker_device(explainer.model)
+    return lambda payload: job(explainer, *payload)
 
 
 def _explain_guarded(
@@ -225,7 +278,9 @@ def explain_dataset(
         explainer: the classifier, wrapped.
         text_column: the dataset's column of texts (a list of strings has none).
         **options: those of :func:`explain_texts` (``target``, ``method``,
-            ``batch_size``, ``top_fraction``, ``threshold``, ``mask_settings``).
+            ``batch_size``, ``top_fraction``, ``threshold``, ``mask_settings``,
+            ``engine``, ``ray_options``); with ``engine="ray"`` the whole data set is
+            one Ray pipeline.
 
     Returns:
         for a list, the rows of :func:`explain_texts`; for a ``Dataset``, the dataset
@@ -246,6 +301,14 @@ def explain_dataset(
         raise TypeError("target of a Dataset: None, 'predicted', a class, or the name of a column")
     else:
         options["target"] = target
+    if options.get("engine", "local") == "ray":
+        # One pipeline for the whole column: the actors load the model once, not once
+        # per batch of a datasets map.
+        columns = _dataset_batch(dataset.to_dict(), explainer, text_column, options)
+        dataset = dataset.remove_columns([name for name in columns if name in dataset.column_names])
+        for name, values in columns.items():
+            dataset = dataset.add_column(name, values)
+        return dataset
     batch_size = int(options.get("batch_size", 8))
     return dataset.map(
         _dataset_batch, batched=True, batch_size=batch_size,

@@ -32,7 +32,7 @@ from captum_maskopt.text.integration import TextExplainer, WordAttribution
 from captum_maskopt.attr import LayerMaskOptimization
 from captum_maskopt.text.mase import LayerMASE
 
-__all__ = ["PEERS", "PEER_SETTINGS", "TOKEN_LEVEL_PEERS"]
+__all__ = ["MASK_METHODS", "PEERS", "PEER_SETTINGS", "TOKEN_LEVEL_PEERS"]
 
 TextPeer: TypeAlias = Callable[[TextExplainer, Sequence[str], Optional[Tensor], Mapping[str, Any]], List[WordAttribution]]
 """``peer(explainer, texts, targets, mask_settings)``: word attributions of ``texts``
@@ -77,15 +77,21 @@ def _layer_mask_optimization(
     explainer: TextExplainer, texts: Sequence[str], targets: Optional[Tensor], mask_settings: Mapping[str, Any]
 ) -> List[WordAttribution]:
     # What a Captum user gets by swapping the class for LayerIntegratedGradients: the
-    # token-level call with attribute()'s own defaults, no word groups.
+    # token-level call with attribute()'s own defaults, no word groups. A mask value is
+    # a kept share, not an additive part of the output: a word's score is its pieces'
+    # mean, as for the word-level masks (a sum would rank a word by its piece count).
     return explainer.explain_with(
-        LayerMaskOptimization, texts, targets, "LayerMaskOptimization", True, **mask_settings
+        LayerMaskOptimization, texts, targets, "LayerMaskOptimization", True, reduce="mean",
+        **mask_settings,
     )
 
 
 #: The peers that only ``--level token`` comparisons run unless named: the token-level
 #: call of the method at its own defaults.
 TOKEN_LEVEL_PEERS = ("LayerMaskOptimization",)
+
+#: The peers that are this package's method, the ones ``mask_settings`` concern.
+MASK_METHODS = ("MaskOptimization", "LayerMaskOptimization")
 
 
 def _register_captum_methods() -> None:

@@ -295,7 +295,7 @@ def explain_images(
 def _settings(method: str, options: Mapping[str, Any]) -> Dict[str, Any]:
     if method != "MaskOptimization":
         return {}
-    return resolve_settings(**options).as_record()
+    return resolve_settings(image=True, **options).as_record()
 
 
 def _target_index(loaded: ImageModel, target: Union[None, int, str]) -> Optional[int]:
