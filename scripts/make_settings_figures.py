@@ -43,18 +43,17 @@ TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
         ("1.0 (default)", {}),
         ("4.0", {"compactness_weight": 4.0}),
     ]),
-    # Rows labelled "(text)" are TextExplainer's TEXT_SETTINGS, "(method)" the
-    # defaults of attribute() itself.
+    # Rows labelled "(paper)" are the settings of the "paper" preset.
     ("text_target_kept_fraction", "target_kept_fraction", [
-        ("None (method)", {"target_kept_fraction": None}),
+        ("None (paper)", {"target_kept_fraction": None}),
         ("0.5", {"target_kept_fraction": 0.5}),
         ("0.2", {"target_kept_fraction": 0.2}),
-        ("0.1", {"target_kept_fraction": 0.1}),
-        ("0.05 (text)", {}),
+        ("0.05", {"target_kept_fraction": 0.05}),
+        ("drawn (default)", {}),
     ]),
     ("text_path_average", "path_average", [
-        ("False (method)", {"path_average": False}),
-        ("True (text)", {}),
+        ("False (paper)", {"path_average": False}),
+        ("True (default)", {}),
     ]),
     # TextExplainer groups pieces into words with a feature_mask, for which "auto"
     # means free logits; the kernel widths (and so smoothness_weight) only act with
@@ -74,8 +73,8 @@ TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
         ("comprehensiveness only", {"sufficiency_weight": 0.0}),
     ]),
     ("text_comprehensiveness_form", "comprehensiveness", [
-        ('"log" (method)', {"comprehensiveness": "log"}),
-        ('"hinge", margin 0.1 (text)', {}),
+        ('"log" (paper)', {"comprehensiveness": "log"}),
+        ('"hinge", margin 0.1 (default)', {}),
         ('"hinge", margin 0.4', {"comprehensiveness_margin": 0.4}),
     ]),
     ("text_noise", "noise_std / flip_fraction", [
@@ -86,8 +85,9 @@ TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
     ("text_steps", "n_steps / learning_rate", [
         ("25 steps", {"n_steps": 25}),
         ("50 steps", {"n_steps": 50}),
-        ("200 steps (default)", {}),
-        ("200 steps, lr 0.03", {"learning_rate": 0.03}),
+        ("100 steps (default)", {}),
+        ("200 steps", {"n_steps": 200}),
+        ("100 steps, lr 0.03", {"learning_rate": 0.03}),
     ]),
     ("text_probability", "probability", [
         ('"softmax" (default)', {}),
