@@ -13,6 +13,8 @@ delta accuracy), with ``j`` the class explained and ``r`` the rationale:
 
 * comprehensiveness ``p_j(x) - p_j(x without r)``; sufficiency ``p_j(x) - p_j(r alone)``;
   their AOPC averages over rationales of the top 1, 5, 10, 20 and 50 % of features;
+  the authors' protocol (Brinner & Zarrieß's later evaluation) averages the same two over
+  5, 10, ..., 95 % (:data:`PROTOCOL_FRACTIONS`);
 * deletion / insertion: remove (insert) features in attribution order and take the
   normalised area under ``p_j``;
 * delta accuracy: accuracy on the full inputs minus accuracy with the top features
@@ -32,6 +34,7 @@ from torch import Tensor
 
 __all__ = [
     "AOPC_FRACTIONS",
+    "PROTOCOL_FRACTIONS",
     "top_fraction_mask",
     "comprehensiveness",
     "sufficiency",
@@ -49,6 +52,10 @@ __all__ = [
 
 ProbabilitiesWith = Callable[[Tensor], Tensor]
 AOPC_FRACTIONS: Tuple[float, ...] = (0.01, 0.05, 0.10, 0.20, 0.50)
+"""The rationale sizes ERASER's AOPC averages over."""
+PROTOCOL_FRACTIONS: Tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
+"""5, 10, ..., 95 %: the sizes the authors' later evaluation averages comprehensiveness
+and sufficiency over (pass as ``fractions`` to the AOPC functions)."""
 
 
 def _valid_or_all(attributions: Tensor, valid: Optional[Tensor]) -> Tensor:

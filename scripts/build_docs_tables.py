@@ -42,6 +42,8 @@ METRICS: Dict[str, Dict[str, Any]] = {
     "deletion_auc": {"label": "deletion AUC", "higher": False},
     "insertion_auc": {"label": "insertion AUC", "higher": True},
     "delta_accuracy": {"label": "Δ accuracy", "higher": True},
+    "protocol_comprehensiveness": {"label": "comprehensiveness 5–95 %", "higher": True},
+    "protocol_sufficiency": {"label": "sufficiency 5–95 %", "higher": False},
     "pointing_game": {"label": "pointing game", "higher": True},
     "energy_inside": {"label": "share inside object", "higher": True},
     "share_inside": {"label": "share inside object", "higher": True},

@@ -48,13 +48,15 @@ def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
             done[result.get("method", "?")].add(_texts(result))
         shared = set.intersection(*done.values()) if done else set()
         batches = [r for r in batches if _texts(r) in shared]
-    totals: Dict[str, Dict[str, float]] = defaultdict(lambda: dict.fromkeys(METRICS, 0.0))
+    totals: Dict[str, Dict[str, float]] = defaultdict(dict)
     documents: Dict[str, int] = defaultdict(int)
     for result in batches:
         name = result.get("method", "?")
         documents[name] += len(result["words"])
         for metric in METRICS:
-            totals[name][metric] += result["totals"][metric]
+            # A file written before a metric was added has none of it: left out.
+            if metric in result["totals"]:
+                totals[name][metric] = totals[name].get(metric, 0.0) + result["totals"][metric]
     hits: Dict[str, list] = defaultdict(lambda: [0, 0])
     for result in results:
         if "hits" in result:
@@ -64,7 +66,7 @@ def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
     return {
         "methods": {
             name: {"documents": documents[name],
-                   **{m: totals[name][m] / documents[name] for m in METRICS}}
+                   **{m: value / documents[name] for m, value in totals[name].items()}}
             for name in documents
         },
         "shortcut_first_rank": {
@@ -116,6 +118,8 @@ def paired_difference(
     draws = [draw.choices(range(len(sizes)), k=len(sizes)) for _ in range(resamples)]
     result: Dict[str, Any] = {"batches": len(sizes), "documents": sum(sizes)}
     for metric in METRICS:
+        if not all(metric in a and metric in b for a, b in zip(mine, theirs)):
+            continue
         gaps = [a[metric] - b[metric] for a, b in zip(mine, theirs)]
 
         def mean_gap(batches: Sequence[int]) -> float:
@@ -139,6 +143,8 @@ def _print_difference(pair: Sequence[str], difference: Dict[str, Any]) -> None:
     print(f"{pair[0]} minus {pair[1]} over {difference['batches']} shared "
           f"batches ({difference['documents']} documents), with 95 % bootstrap intervals:")
     for metric in METRICS:
+        if metric not in difference:
+            continue
         row = difference[metric]
         print(f"  {metric:24s} {row['difference']:+.4f}  [{row['low']:+.4f}, {row['high']:+.4f}]")
 
@@ -156,10 +162,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "with 95%% bootstrap intervals")
     args = parser.parse_args(argv)
     summary = summarize(args.checkpoint, args.common)
-    print("method".ljust(24) + "documents".rjust(10) + "".join(m.rjust(24) for m in METRICS))
+    columns = [max(12, len(metric) + 2) for metric in METRICS]
+    print("method".ljust(24) + "documents".rjust(10) + "".join(m.rjust(c) for m, c in zip(METRICS, columns)))
     for name, row in summary["methods"].items():
         print(name.ljust(24) + str(row["documents"]).rjust(10)
-              + "".join(f"{row[m]:24.4f}" for m in METRICS))
+              + "".join(f"{row[m]:{c}.4f}" if m in row else "—".rjust(c) for m, c in zip(METRICS, columns)))
     for name, row in summary["shortcut_first_rank"].items():
         print(f"shortcut first rank  {name:24s} {row['rate']:.3f} of {row['examples']}")
     # Each option names two methods and adds one entry to the summary.

@@ -54,6 +54,17 @@ def test_aopc_over_fractions():
     assert worse.item() == pytest.approx(0.0)
 
 
+def test_the_authors_protocol_averages_over_five_to_ninety_five_percent():
+    assert metrics.PROTOCOL_FRACTIONS == tuple(k / 100 for k in range(5, 100, 5))
+    protocol = metrics.aopc_comprehensiveness(probabilities_with, PERFECT, TARGET, fractions=metrics.PROTOCOL_FRACTIONS)
+    each = [metrics.comprehensiveness(probabilities_with, metrics.top_fraction_mask(PERFECT, f), TARGET)
+            for f in metrics.PROTOCOL_FRACTIONS]
+    assert protocol.item() == pytest.approx(float(torch.stack(each).mean()))
+    sufficiency = metrics.aopc_sufficiency(probabilities_with, PERFECT, TARGET, fractions=metrics.PROTOCOL_FRACTIONS)
+    assert sufficiency.item() < metrics.aopc_sufficiency(
+        probabilities_with, REVERSED, TARGET, fractions=metrics.PROTOCOL_FRACTIONS).item()
+
+
 def test_deletion_and_insertion_areas():
     fractions, deletion = metrics.deletion_curve(probabilities_with, PERFECT, TARGET, n_points=6)
     assert deletion[0].tolist() == pytest.approx([1.0, 0.5, 0.2, 0.0, 0.0, 0.0])

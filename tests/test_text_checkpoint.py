@@ -52,6 +52,33 @@ def test_a_resumed_run_reads_finished_batches_and_gives_the_same_results(
             assert torch.allclose(after[name].scores, before[name].scores.float())
 
 
+def test_a_batch_filed_before_a_metric_was_added_is_rescored_without_rerunning(
+    sentiment, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt.text import compare
+    from captum_maskopt.text.integration import TextExplainer
+
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents
+    path = tmp_path / "run.jsonl"
+    first, _ = compare.compare_methods(explainer, texts, labels, ["InputXGradient"], batch_size=2, checkpoint=path)
+    # The file as an earlier version wrote it: without the protocol metrics.
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:
+        for metric in ("protocol_comprehensiveness", "protocol_sufficiency"):
+            del line["result"]["totals"][metric]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert "protocol_sufficiency" not in load_script("summarize_checkpoint").summarize(path)["methods"]["InputXGradient"]
+
+    def no_more_work(*args, **kwargs):
+        raise AssertionError("a filed batch was explained again")
+
+    monkeypatch.setattr(compare, "_explain_batch", no_more_work)
+    again, _ = compare.compare_methods(explainer, texts, labels, ["InputXGradient"], batch_size=2, checkpoint=path)
+    for metric, value in first["InputXGradient"].items():
+        assert again["InputXGradient"][metric] == pytest.approx(value), metric
+
+
 def test_a_batch_gives_the_same_result_whatever_ran_before_it(sentiment, documents):
     from captum_maskopt.text.compare import compare_methods
     from captum_maskopt.text.integration import TextExplainer

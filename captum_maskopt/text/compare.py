@@ -32,8 +32,11 @@ __all__ = ["METRICS", "compare_methods", "first_rank_rate"]
 
 METRICS = (
     "aopc_comprehensiveness", "aopc_sufficiency", "deletion_auc", "delta_accuracy",
-    "seconds_per_example",
+    "protocol_comprehensiveness", "protocol_sufficiency", "seconds_per_example",
 )
+"""The comparison's columns: ERASER's AOPC at 1-50 %, the deletion AUC, delta accuracy,
+the authors' protocol (comprehensiveness and sufficiency over 5-95 %,
+:data:`~captum_maskopt.metrics.PROTOCOL_FRACTIONS`) and seconds per document."""
 DELTA_ACCURACY_FRACTION = 0.2
 
 def _word_tensors(words: Sequence[WordAttribution]) -> Tuple[Tensor, Tensor]:
@@ -107,21 +110,32 @@ def _score_batch(
     """Explain one batch with one method; the metrics summed over its documents, and
     its word attributions."""
     encoding, words, targets, elapsed = _explain_batch(explainer, name, batch, mask_settings)
+    totals = _totals(explainer, encoding, words, targets.cpu(), labels, elapsed)
+    return {"totals": totals, "words": [_to_json(word) for word in words]}
+
+
+def _totals(
+    explainer: TextExplainer, encoding: TextEncoding, words: Sequence[WordAttribution],
+    targets: Tensor, labels: Tensor, elapsed: float,
+) -> Dict[str, float]:
+    """The metrics of :data:`METRICS`, summed over the batch's documents."""
     scores, valid = _word_tensors(words)
     probabilities_with = probabilities_with_words(explainer, encoding)
-    targets = targets.cpu()
     fractions, curve = metrics.deletion_curve(probabilities_with, scores, targets, valid)
-    totals = {
-        "aopc_comprehensiveness": float(
-            metrics.aopc_comprehensiveness(probabilities_with, scores, targets, valid).sum()),
-        "aopc_sufficiency": float(
-            metrics.aopc_sufficiency(probabilities_with, scores, targets, valid).sum()),
+
+    def aopc(measure: Callable[..., Tensor], levels: Sequence[float]) -> float:
+        return float(measure(probabilities_with, scores, targets, valid, levels).sum())
+
+    return {
+        "aopc_comprehensiveness": aopc(metrics.aopc_comprehensiveness, metrics.AOPC_FRACTIONS),
+        "aopc_sufficiency": aopc(metrics.aopc_sufficiency, metrics.AOPC_FRACTIONS),
         "deletion_auc": float(metrics.area_under_curve(fractions, curve).sum()),
-        "delta_accuracy": len(batch) * metrics.delta_accuracy(
+        "delta_accuracy": len(words) * metrics.delta_accuracy(
             probabilities_with, scores, labels, DELTA_ACCURACY_FRACTION, valid),
+        "protocol_comprehensiveness": aopc(metrics.aopc_comprehensiveness, metrics.PROTOCOL_FRACTIONS),
+        "protocol_sufficiency": aopc(metrics.aopc_sufficiency, metrics.PROTOCOL_FRACTIONS),
         "seconds_per_example": elapsed,
     }
-    return {"totals": totals, "words": [_to_json(word) for word in words]}
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,23 @@ class _Scoring:
         return _score_batch(explainer, batch.name, batch.texts, torch.as_tensor(batch.labels),
                             self.mask_settings)
 
+    @staticmethod
+    def done(result: Dict[str, Any]) -> bool:
+        """Whether a filed result has every metric."""
+        return all(metric in result.get("totals", {}) for metric in METRICS)
+
+    @staticmethod
+    def repair(explainer: TextExplainer, batch: _Batch, result: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """A result filed before a metric was added, scored again from its stored word
+        attributions (the method does not run again; its seconds stay)."""
+        if "words" not in result or "seconds_per_example" not in result.get("totals", {}):
+            return None
+        words = [_from_json(entry) for entry in result["words"]]
+        targets = torch.tensor([word.target for word in words])
+        totals = _totals(explainer, explainer.encode(batch.texts), words, targets,
+                         torch.as_tensor(batch.labels), result["totals"]["seconds_per_example"])
+        return {"totals": totals, "words": result["words"]}
+
 
 @dataclass(frozen=True)
 class _FirstRank:
@@ -159,8 +190,16 @@ class _FirstRank:
             a.words[int(a.scores.argmax())].lower() == self.word.lower() for a in words
         )}
 
+    @staticmethod
+    def done(result: Dict[str, Any]) -> bool:
+        return "hits" in result
 
-BatchTask: TypeAlias = Callable[[TextExplainer, _Batch], Dict[str, Any]]
+    @staticmethod
+    def repair(explainer: TextExplainer, batch: _Batch, result: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        return None
+
+
+BatchTask: TypeAlias = Union[_Scoring, _FirstRank]
 
 
 def _seeded(task: BatchTask, seed: int, explainer: TextExplainer, batch: _Batch) -> Dict[str, Any]:
@@ -183,10 +222,20 @@ def _complete(
     from its own seed)."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    missing = [batch for batch in batches if log.get(batch.key) is None]
+    for batch in batches:
+        result = log.get(batch.key)
+        repaired = None if result is None or task.done(result) else task.repair(explainer, batch, result)
+        if repaired is not None:
+            log.add(batch.key, dict(repaired, method=batch.logged_name))
+
+    def filed(batch: _Batch) -> bool:
+        result = log.get(batch.key)
+        return result is not None and task.done(result)
+
+    missing = [batch for batch in batches if not filed(batch)]
     if progress is not None:
         for batch in batches:
-            if log.get(batch.key) is not None:
+            if filed(batch):
                 progress(batch.name)
     if engine == "ray":
         results: Iterator[Dict[str, Any]] = map_on_ray(
@@ -298,9 +347,9 @@ def first_rank_rate(
 
 def summary_table(results: Dict[str, Dict[str, Any]]) -> str:
     """The results as a plain-text table, one row per method."""
-    header = ["method"] + list(METRICS)
     width = max(len(m) for m in results) + 2
-    lines = ["".join([header[0].ljust(width)] + [h.rjust(24) for h in header[1:]])]
+    columns = [max(12, len(metric) + 2) for metric in METRICS]
+    lines = ["".join(["method".ljust(width)] + [m.rjust(c) for m, c in zip(METRICS, columns)])]
     for name, row in results.items():
-        lines.append("".join([name.ljust(width)] + [f"{row[m]:24.4f}" for m in METRICS]))
+        lines.append("".join([name.ljust(width)] + [f"{row[m]:{c}.4f}" for m, c in zip(METRICS, columns)]))
     return "\n".join(lines)
