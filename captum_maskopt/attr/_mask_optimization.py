@@ -219,8 +219,6 @@ class MaskOptimization(PerturbationAttribution):
             >>> # the paper's settings, with fewer steps
             >>> attributions = mo.attribute(images, target=labels, settings="paper", n_steps=300)
         """
-        # Checked before any work; resolved again once the input's kind is known.
-        resolve_settings(settings, n_steps=n_steps, **setting_overrides)
         inputs_tuple, is_tuple = format_tensor_tuple(inputs, "inputs")
         n = check_inputs(inputs_tuple, "inputs", floating=True)
         masks = format_optional_like(feature_mask, inputs_tuple, "feature_mask")
