@@ -30,7 +30,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -280,7 +280,7 @@ def _compare_text(args: argparse.Namespace) -> None:
     from tqdm.auto import tqdm
 
     from captum_maskopt.text.classifier import load_sentiment_classifier, load_shortcut_classifier
-    from captum_maskopt.text.compare import compare_methods, first_rank_rate, summary_table
+    from captum_maskopt.text.compare import EVIDENCE_FRACTION, compare_methods, first_rank_rate, summary_table
     from captum_maskopt.text.data import load_paragraphs, load_snippets, with_shortcut
     from captum_maskopt.text.integration import TextExplainer, text_settings
     from captum_maskopt.text.peers import PEERS, TOKEN_LEVEL_PEERS
@@ -303,10 +303,13 @@ def _compare_text(args: argparse.Namespace) -> None:
         labels = [explainer.class_index(value, f"--label-column, row {i}")
                   for i, value in enumerate(column(rows, args.label_column, "--label-column"))]
         described = f"{len(texts)} row(s) of {args.data}"
+        evidence: Optional[List[Tuple[Tuple[int, int, int], ...]]] = None
     else:
         documents = load_snippets(args.split)[: args.snippets] + load_paragraphs(args.split)[: args.paragraphs]
         texts = [d.text for d in documents]
         labels = [d.label for d in documents]
+        # A paragraph's snippets keep their critics' labels: human evidence.
+        evidence = [d.snippets for d in documents]
         described = (f"{args.snippets} {args.split} snippets + {args.paragraphs} {args.split} paragraphs")
     batches = -(-len(texts) // args.batch_size)
     with tqdm(total=batches * len(methods), desc="compare text", disable=args.quiet) as bar:
@@ -315,7 +318,7 @@ def _compare_text(args: argparse.Namespace) -> None:
             progress=_advance(bar),
             keep_attributions=args.report_documents if args.html else 0,
             checkpoint=args.checkpoint, seed=args.seed, mask_settings=mask_settings,
-            engine=args.engine, ray_options=ray_options,
+            engine=args.engine, ray_options=ray_options, evidence=evidence,
         )
     print(f"\n{described}, model {args.model}, MaskOptimization at {args.level} level, "
           "scored on words, removal = pad token\n")
@@ -327,6 +330,7 @@ def _compare_text(args: argparse.Namespace) -> None:
         "batch_size": args.batch_size,
         "seed": args.seed, "methods": methods, "removal": "pad token",
         "delta_accuracy_fraction": 0.2, "aopc_fractions": [0.01, 0.05, 0.1, 0.2, 0.5],
+        "evidence_fraction": EVIDENCE_FRACTION,
         "torch_threads": torch.get_num_threads(),
         "mask_optimization_settings": text_settings(mask_settings),
     }

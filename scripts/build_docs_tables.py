@@ -35,7 +35,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 MARKER = re.compile(r"^<!--\s*results-table:\s*(?P<name>[\w.-]+\.json)\s*-->\s*$", re.MULTILINE)
 SETTINGS_MARKER = re.compile(r"^<!--\s*settings-table\s*-->\s*$", re.MULTILINE)
 
-#: What a metric is called in the tables and whether a higher value is better.
+#: What a metric is called in the tables and whether a higher value is better (None:
+#: a reference figure, the same for every method).
 METRICS: Dict[str, Dict[str, Any]] = {
     "aopc_comprehensiveness": {"label": "AOPC comprehensiveness", "higher": True},
     "aopc_sufficiency": {"label": "AOPC sufficiency", "higher": False},
@@ -44,6 +45,10 @@ METRICS: Dict[str, Dict[str, Any]] = {
     "delta_accuracy": {"label": "Δ accuracy", "higher": True},
     "protocol_comprehensiveness": {"label": "comprehensiveness 5–95 %", "higher": True},
     "protocol_sufficiency": {"label": "sufficiency 5–95 %", "higher": False},
+    "evidence_auprc": {"label": "human evidence AUPRC", "higher": True},
+    "evidence_token_f1": {"label": "human evidence token F1 (top 20 %)", "higher": True},
+    "evidence_top_share": {"label": "top 20 % inside human evidence", "higher": True},
+    "evidence_word_share": {"label": "evidence share of the words (a random ranking's AUPRC)", "higher": None},
     "pointing_game": {"label": "pointing game", "higher": True},
     "energy_inside": {"label": "share inside object", "higher": True},
     "share_inside": {"label": "share inside object", "higher": True},
@@ -65,6 +70,8 @@ def _label(metric: str) -> str:
     known = METRICS.get(metric)
     if known is None:
         return metric.replace("_", " ")
+    if known["higher"] is None:
+        return str(known["label"])
     arrow = "↑" if known["higher"] else "↓"
     return f"{known['label']} {arrow}"
 
@@ -91,7 +98,7 @@ def _best(rows: Mapping[str, Mapping[str, Any]], metric: str) -> Optional[float]
         if isinstance(row.get(metric), (int, float)) and not isinstance(row.get(metric), bool)
         and not math.isnan(row[metric])
     ]
-    if known is None or len(values) < 2:
+    if known is None or known["higher"] is None or len(values) < 2:
         return None
     return max(values) if known["higher"] else min(values)
 

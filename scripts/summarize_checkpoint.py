@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from captum_maskopt.text.checkpoint import results_of
-from captum_maskopt.text.compare import METRICS
+from captum_maskopt.text.compare import EVIDENCE_METRICS, METRICS
+
+#: Every column of a batch's totals: a sum over its documents, or for the evidence
+#: metrics over its ``evidence_documents``.
+COLUMNS = METRICS + EVIDENCE_METRICS + ("evidence_word_share",)
+
+
+def _count(metric: str, totals: Dict[str, float], documents: int) -> float:
+    """How many documents a batch's ``metric`` total is summed over."""
+    return totals.get("evidence_documents", 0.0) if metric.startswith("evidence_") else documents
 
 
 def _texts(result: Dict[str, Any]) -> Tuple[str, ...]:
@@ -38,7 +47,8 @@ def _texts(result: Dict[str, Any]) -> Tuple[str, ...]:
 
 def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
     """``{"methods": {name: {"documents": n, metric: mean}}, "shortcut_first_rank":
-    {name: {"examples": n, "rate": r}}}`` from the file's complete lines; with
+    {name: {"examples": n, "rate": r}}}`` from the file's complete lines (the evidence
+    metrics averaged over the ``evidence_documents`` they were measured on); with
     ``common``, the methods' means only over the batches that all of them finished."""
     results = results_of(path)
     batches = [r for r in results if "hits" not in r]
@@ -49,14 +59,17 @@ def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
         shared = set.intersection(*done.values()) if done else set()
         batches = [r for r in batches if _texts(r) in shared]
     totals: Dict[str, Dict[str, float]] = defaultdict(dict)
+    counts: Dict[str, Dict[str, float]] = defaultdict(dict)
     documents: Dict[str, int] = defaultdict(int)
     for result in batches:
         name = result.get("method", "?")
         documents[name] += len(result["words"])
-        for metric in METRICS:
+        for metric in COLUMNS:
             # A file written before a metric was added has none of it: left out.
             if metric in result["totals"]:
                 totals[name][metric] = totals[name].get(metric, 0.0) + result["totals"][metric]
+                counts[name][metric] = (counts[name].get(metric, 0.0)
+                                        + _count(metric, result["totals"], len(result["words"])))
     hits: Dict[str, list] = defaultdict(lambda: [0, 0])
     for result in results:
         if "hits" in result:
@@ -66,7 +79,9 @@ def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
     return {
         "methods": {
             name: {"documents": documents[name],
-                   **{m: value / documents[name] for m, value in totals[name].items()}}
+                   **{m: value / counts[name][m] for m, value in totals[name].items() if counts[name][m] > 0},
+                   **({"evidence_documents": int(counts[name][EVIDENCE_METRICS[0]])}
+                      if counts[name].get(EVIDENCE_METRICS[0], 0) > 0 else {})}
             for name in documents
         },
         "shortcut_first_rank": {
@@ -117,13 +132,17 @@ def paired_difference(
     draw = random.Random(seed)
     draws = [draw.choices(range(len(sizes)), k=len(sizes)) for _ in range(resamples)]
     result: Dict[str, Any] = {"batches": len(sizes), "documents": sum(sizes)}
-    for metric in METRICS:
+    for metric in COLUMNS:
         if not all(metric in a and metric in b for a, b in zip(mine, theirs)):
             continue
         gaps = [a[metric] - b[metric] for a, b in zip(mine, theirs)]
+        # Both methods explain the same classes, so their evidence documents agree.
+        weights = [_count(metric, a, size) for a, size in zip(mine, sizes)]
+        if sum(weights) == 0:
+            continue
 
         def mean_gap(batches: Sequence[int]) -> float:
-            return sum(gaps[i] for i in batches) / sum(sizes[i] for i in batches)
+            return sum(gaps[i] for i in batches) / max(sum(weights[i] for i in batches), 1e-300)
 
         spread = sorted(mean_gap(batches) for batches in draws)
         result[metric] = {
@@ -142,7 +161,7 @@ def _print_time_ratio(pair: Sequence[str], ratio: Dict[str, Any]) -> None:
 def _print_difference(pair: Sequence[str], difference: Dict[str, Any]) -> None:
     print(f"{pair[0]} minus {pair[1]} over {difference['batches']} shared "
           f"batches ({difference['documents']} documents), with 95 % bootstrap intervals:")
-    for metric in METRICS:
+    for metric in COLUMNS:
         if metric not in difference:
             continue
         row = difference[metric]
@@ -162,11 +181,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "with 95%% bootstrap intervals")
     args = parser.parse_args(argv)
     summary = summarize(args.checkpoint, args.common)
-    columns = [max(12, len(metric) + 2) for metric in METRICS]
-    print("method".ljust(24) + "documents".rjust(10) + "".join(m.rjust(c) for m, c in zip(METRICS, columns)))
-    for name, row in summary["methods"].items():
-        print(name.ljust(24) + str(row["documents"]).rjust(10)
-              + "".join(f"{row[m]:{c}.4f}" if m in row else "—".rjust(c) for m, c in zip(METRICS, columns)))
+    for shown in (METRICS, COLUMNS[len(METRICS):]):
+        if shown is not METRICS and not any(m in row for row in summary["methods"].values() for m in shown):
+            continue
+        columns = [max(12, len(metric) + 2) for metric in shown]
+        print("method".ljust(24) + "documents".rjust(10) + "".join(m.rjust(c) for m, c in zip(shown, columns)))
+        for name, row in summary["methods"].items():
+            print(name.ljust(24) + str(row["documents"]).rjust(10)
+                  + "".join(f"{row[m]:{c}.4f}" if m in row else "—".rjust(c) for m, c in zip(shown, columns)))
     for name, row in summary["shortcut_first_rank"].items():
         print(f"shortcut first rank  {name:24s} {row['rate']:.3f} of {row['examples']}")
     # Each option names two methods and adds one entry to the summary.

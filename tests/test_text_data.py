@@ -17,6 +17,7 @@ from captum_maskopt.text.data import (
     SPLITS,
     TextExample,
     count_word,
+    evidence_words,
     load_paragraphs,
     load_shortcut_paragraphs,
     load_shortcut_snippets,
@@ -129,6 +130,54 @@ def test_one_snippet_paragraphs_are_the_snippets(snippets):
     assert sorted((p.text, p.label, p.movie) for p in single) == sorted(
         (e.text, e.label, e.movie) for e in snippets["validation"]
     )
+
+
+def test_a_paragraph_keeps_each_snippet_span_and_its_critics_label(snippets):
+    labels = {}
+    for example in snippets["validation"]:
+        labels.setdefault((example.movie, example.text), set()).add(example.label)
+    mixed = 0
+    for paragraph in load_paragraphs("validation"):
+        assert len(paragraph.snippets) == 9
+        assert paragraph.text == " ".join(paragraph.text[a:b] for a, b, _ in paragraph.snippets)
+        for start, end, label in paragraph.snippets:
+            assert label in labels[(paragraph.movie, paragraph.text[start:end])]
+        votes = [label for _, _, label in paragraph.snippets]
+        assert paragraph.label == int(2 * sum(votes) > len(votes))
+        mixed += len(set(votes)) == 2
+    assert mixed > 50  # most paragraphs hold evidence for both classes
+    assert all(snippet.snippets == () for snippet in snippets["validation"])
+
+
+def test_planting_a_word_moves_the_snippet_spans_and_leaves_the_word_outside():
+    paragraphs = load_paragraphs("validation")[:40]
+    planted = with_shortcut(paragraphs, seed=5)
+    inside = 0
+    for before, after in zip(paragraphs, planted):
+        if SHORTCUT_TOKEN not in after.text.split():
+            assert after == before
+            continue
+        pieces = [after.text[a:b] for a, b, _ in after.snippets]
+        assert all(SHORTCUT_TOKEN not in piece.split() for piece in pieces)
+        # The snippets' words, in order, are the paragraph's words without the planted one.
+        assert " ".join(pieces).split() == before.text.split()
+        labels_before = [label for _, _, label in before.snippets]
+        labels_after = [label for _, _, label in after.snippets]
+        inside += len(labels_after) == len(labels_before) + 1
+        assert sorted(set(labels_after)) == sorted(set(labels_before))
+    assert inside > 0  # some land inside a snippet, which is then cut in two
+
+
+def test_evidence_words_are_those_inside_snippets_of_the_class():
+    snippets = ((0, 9, 1), (10, 19, 0))
+    text = "good film dull plot"
+    spans = [(0, 4), (5, 9), (10, 14), (15, 19)]
+    assert [text[a:b] for a, b in spans] == ["good", "film", "dull", "plot"]
+    assert evidence_words(snippets, spans, 1) == [True, True, False, False]
+    assert evidence_words(snippets, spans, 0) == [False, False, True, True]
+    assert evidence_words((), spans, 1) == [False] * 4
+    # A word that crosses a snippet's end is not inside it.
+    assert evidence_words(((0, 7, 1),), spans, 1) == [True, False, False, False]
 
 
 @pytest.mark.parametrize("count", [0, 2, 4, -1])

@@ -9,6 +9,7 @@ from captum_maskopt.text.mase import LayerMASE
 from captum_maskopt.text.data import (
     SHORTCUT_TOKEN,
     TextExample,
+    evidence_words,
     load_paragraphs,
     load_shortcut_paragraphs,
     load_shortcut_snippets,
@@ -29,7 +30,7 @@ __all__ = [
     "WordAttribution", "LayerMASE",
 ]
 __all__ += [
-    "SHORTCUT_TOKEN", "TextExample", "load_paragraphs", "load_shortcut_paragraphs",
+    "SHORTCUT_TOKEN", "TextExample", "evidence_words", "load_paragraphs", "load_shortcut_paragraphs",
     "load_shortcut_snippets", "load_snippets", "rotten_tomatoes_path", "with_shortcut",
 ]
 __all__ += [

@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -148,5 +148,9 @@ class Checkpoint:
 
 
 def results_of(path: PathLike) -> List[Dict[str, Any]]:
-    """Every batch result in the file, whatever its run."""
-    return [entry["result"] for entry in read_checkpoint(path)]
+    """Every batch result in the file, whatever its run; a batch filed again (rescored
+    when a metric was added) counts once, with its last result."""
+    latest: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    for entry in read_checkpoint(path):
+        latest[(entry["run"], entry["batch"])] = entry["result"]
+    return list(latest.values())

@@ -25,10 +25,11 @@ from torch import Tensor
 from captum_maskopt import metrics
 from captum_maskopt.scale import ENGINES, RayOptions, map_on_ray, to_worker_device
 from captum_maskopt.text.checkpoint import Checkpoint, batch_key, batch_seed, method_name
+from captum_maskopt.text.data import evidence_words
 from captum_maskopt.text.integration import TextEncoding, TextExplainer, WordAttribution
 from captum_maskopt.text.peers import PEERS
 
-__all__ = ["METRICS", "compare_methods", "first_rank_rate"]
+__all__ = ["METRICS", "EVIDENCE_METRICS", "compare_methods", "first_rank_rate"]
 
 METRICS = (
     "aopc_comprehensiveness", "aopc_sufficiency", "deletion_auc", "delta_accuracy",
@@ -38,6 +39,20 @@ METRICS = (
 the authors' protocol (comprehensiveness and sufficiency over 5-95 %,
 :data:`~captum_maskopt.metrics.PROTOCOL_FRACTIONS`) and seconds per document."""
 DELTA_ACCURACY_FRACTION = 0.2
+
+EVIDENCE_METRICS = ("evidence_auprc", "evidence_token_f1", "evidence_top_share")
+"""Agreement with human evidence, for documents made of labelled snippets (a
+paragraph's snippets whose critic's label is the explained class): the average
+precision of the word scores against the evidence words, and the token F1 and the
+share inside the evidence of the top :data:`EVIDENCE_FRACTION` of the words. Averaged
+over the documents that have both evidence and other words for the explained class
+(their number is ``evidence_documents``); ``evidence_word_share``, the mean share of
+their words that are evidence, is what a random ranking scores on the AUPRC and the
+top share."""
+EVIDENCE_FRACTION = 0.2
+_EVIDENCE_COLUMNS = EVIDENCE_METRICS + ("evidence_word_share", "evidence_documents")
+
+LabelledSpans: TypeAlias = Sequence[Tuple[int, int, int]]
 
 def _word_tensors(words: Sequence[WordAttribution]) -> Tuple[Tensor, Tensor]:
     """Word scores padded to ``(N, W)`` and the bool mask of real words."""
@@ -105,20 +120,39 @@ def _explain_batch(
 
 def _score_batch(
     explainer: TextExplainer, name: str, batch: List[str], labels: Tensor,
-    mask_settings: Optional[Mapping[str, Any]],
+    mask_settings: Optional[Mapping[str, Any]], evidence: Sequence[LabelledSpans],
 ) -> Dict[str, Any]:
     """Explain one batch with one method; the metrics summed over its documents, and
     its word attributions."""
     encoding, words, targets, elapsed = _explain_batch(explainer, name, batch, mask_settings)
-    totals = _totals(explainer, encoding, words, targets.cpu(), labels, elapsed)
+    totals = _totals(explainer, encoding, words, targets.cpu(), labels, elapsed, evidence)
     return {"totals": totals, "words": [_to_json(word) for word in words]}
+
+
+def _evidence_totals(words: Sequence[WordAttribution], evidence: Sequence[LabelledSpans]) -> Dict[str, float]:
+    """The metrics of :data:`EVIDENCE_METRICS` summed over the documents that have
+    evidence and other words, and their number, ``evidence_documents``."""
+    totals = dict.fromkeys(_EVIDENCE_COLUMNS, 0.0)
+    for word, spans in zip(words, evidence):
+        gold = torch.tensor(evidence_words(spans, word.spans, word.target), dtype=torch.bool)
+        if not 0 < int(gold.sum()) < len(gold):
+            continue
+        scores = word.scores.double().unsqueeze(0)
+        top = metrics.top_fraction_mask(scores, EVIDENCE_FRACTION)
+        totals["evidence_auprc"] += float(metrics.auprc(scores, gold.unsqueeze(0))[0])
+        totals["evidence_token_f1"] += float(metrics.token_f1(top, gold.unsqueeze(0))[0])
+        totals["evidence_top_share"] += float((top[0] & gold).sum()) / max(int(top.sum()), 1)
+        totals["evidence_word_share"] += float(gold.double().mean())
+        totals["evidence_documents"] += 1
+    return totals
 
 
 def _totals(
     explainer: TextExplainer, encoding: TextEncoding, words: Sequence[WordAttribution],
-    targets: Tensor, labels: Tensor, elapsed: float,
+    targets: Tensor, labels: Tensor, elapsed: float, evidence: Sequence[LabelledSpans] = (),
 ) -> Dict[str, float]:
-    """The metrics of :data:`METRICS`, summed over the batch's documents."""
+    """The metrics of :data:`METRICS` summed over the batch's documents, and those of
+    :data:`EVIDENCE_METRICS` when any document has labelled snippets."""
     scores, valid = _word_tensors(words)
     probabilities_with = probabilities_with_words(explainer, encoding)
     fractions, curve = metrics.deletion_curve(probabilities_with, scores, targets, valid)
@@ -135,6 +169,7 @@ def _totals(
         "protocol_comprehensiveness": aopc(metrics.aopc_comprehensiveness, metrics.PROTOCOL_FRACTIONS),
         "protocol_sufficiency": aopc(metrics.aopc_sufficiency, metrics.PROTOCOL_FRACTIONS),
         "seconds_per_example": elapsed,
+        **(_evidence_totals(words, evidence) if any(evidence) else {}),
     }
 
 
@@ -147,6 +182,7 @@ class _Batch:
     logged_name: str
     texts: List[str]
     labels: List[int]
+    evidence: Tuple[LabelledSpans, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,12 +193,14 @@ class _Scoring:
 
     def __call__(self, explainer: TextExplainer, batch: _Batch) -> Dict[str, Any]:
         return _score_batch(explainer, batch.name, batch.texts, torch.as_tensor(batch.labels),
-                            self.mask_settings)
+                            self.mask_settings, batch.evidence)
 
     @staticmethod
-    def done(result: Dict[str, Any]) -> bool:
-        """Whether a filed result has every metric."""
-        return all(metric in result.get("totals", {}) for metric in METRICS)
+    def done(batch: _Batch, result: Dict[str, Any]) -> bool:
+        """Whether a filed result has every metric (the evidence ones when the batch
+        has labelled snippets)."""
+        wanted = METRICS + (EVIDENCE_METRICS if any(batch.evidence) else ())
+        return all(metric in result.get("totals", {}) for metric in wanted)
 
     @staticmethod
     def repair(explainer: TextExplainer, batch: _Batch, result: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -173,7 +211,8 @@ class _Scoring:
         words = [_from_json(entry) for entry in result["words"]]
         targets = torch.tensor([word.target for word in words])
         totals = _totals(explainer, explainer.encode(batch.texts), words, targets,
-                         torch.as_tensor(batch.labels), result["totals"]["seconds_per_example"])
+                         torch.as_tensor(batch.labels), result["totals"]["seconds_per_example"],
+                         batch.evidence)
         return {"totals": totals, "words": result["words"]}
 
 
@@ -191,7 +230,7 @@ class _FirstRank:
         )}
 
     @staticmethod
-    def done(result: Dict[str, Any]) -> bool:
+    def done(batch: _Batch, result: Dict[str, Any]) -> bool:
         return "hits" in result
 
     @staticmethod
@@ -224,13 +263,13 @@ def _complete(
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     for batch in batches:
         result = log.get(batch.key)
-        repaired = None if result is None or task.done(result) else task.repair(explainer, batch, result)
+        repaired = None if result is None or task.done(batch, result) else task.repair(explainer, batch, result)
         if repaired is not None:
             log.add(batch.key, dict(repaired, method=batch.logged_name))
 
     def filed(batch: _Batch) -> bool:
         result = log.get(batch.key)
-        return result is not None and task.done(result)
+        return result is not None and task.done(batch, result)
 
     missing = [batch for batch in batches if not filed(batch)]
     if progress is not None:
@@ -250,7 +289,7 @@ def _complete(
 
 def _batches(
     part: str, texts: Sequence[str], labels: Sequence[int], methods: Sequence[str], batch_size: int,
-    mask_settings: Optional[Mapping[str, Any]],
+    mask_settings: Optional[Mapping[str, Any]], evidence: Sequence[LabelledSpans] = (),
 ) -> List[_Batch]:
     batches = []
     for name in methods:
@@ -258,8 +297,10 @@ def _batches(
         for start in range(0, len(texts), batch_size):
             chosen = list(texts[start : start + batch_size])
             chosen_labels = [int(label) for label in labels[start : start + len(chosen)]]
+            chosen_evidence = tuple(tuple((int(a), int(b), int(c)) for a, b, c in spans)
+                                    for spans in evidence[start : start + len(chosen)])
             batches.append(_Batch(batch_key(part, logged_name, chosen, chosen_labels), name,
-                                  logged_name, chosen, chosen_labels))
+                                  logged_name, chosen, chosen_labels, chosen_evidence))
     return batches
 
 
@@ -276,6 +317,7 @@ def compare_methods(
     mask_settings: Optional[Mapping[str, Any]] = None,
     engine: str = "local",
     ray_options: Optional[RayOptions] = None,
+    evidence: Optional[Sequence[LabelledSpans]] = None,
 ) -> Tuple[Dict[str, Dict[str, float]], List[Dict[str, WordAttribution]]]:
     """Explain ``texts`` with each method and score it.
 
@@ -297,32 +339,51 @@ def compare_methods(
             spread over a Ray actor pool (:func:`captum_maskopt.scale.map_on_ray`);
             the figures are the same, each batch being seeded on its own.
         ray_options: the cluster and the pool for ``engine="ray"``.
+        evidence: per document, human-labelled character spans ``(start, end, label)``
+            (a paragraph's :attr:`~captum_maskopt.text.data.TextExample.snippets`; an
+            empty sequence for a document without them). A word inside a span whose
+            label is the explained class is evidence for it; the rows gain
+            :data:`EVIDENCE_METRICS`, ``evidence_word_share`` and
+            ``evidence_documents`` when at least one document has both evidence and
+            other words.
 
     Returns:
         ``{method: {metric: value}}`` with the metrics of :data:`METRICS` averaged over
-        the documents, and the first ``keep_attributions`` documents' attributions as
+        the documents (and :data:`EVIDENCE_METRICS` over the documents with evidence),
+        and the first ``keep_attributions`` documents' attributions as
         ``[{method: WordAttribution}]``.
     """
     if len(texts) != len(labels) or not texts:
         raise ValueError("texts and labels must be non-empty and of the same length")
+    if evidence is not None and len(evidence) != len(texts):
+        raise ValueError(f"evidence must give one sequence of spans per text ({len(texts)}), got {len(evidence)}")
+    for number, spans in enumerate(evidence or ()):
+        for span in spans:
+            if len(span) != 3 or not 0 <= span[0] <= span[1] <= len(texts[number]):
+                raise ValueError(f"evidence[{number}] must hold (start, end, label) character spans "
+                                 f"inside its text (0 <= start <= end <= {len(texts[number])}), got {span!r}")
     kept: List[Dict[str, WordAttribution]] = [dict() for _ in range(min(keep_attributions, len(texts)))]
     log = Checkpoint(checkpoint, explainer.model, seed)
-    batches = _batches("compare", texts, labels, methods, batch_size, mask_settings)
+    batches = _batches("compare", texts, labels, methods, batch_size, mask_settings, evidence or ())
     _complete(explainer, log, batches, _Scoring(mask_settings), seed, engine, ray_options, progress)
     results: Dict[str, Dict[str, float]] = {}
     for name in methods:
-        totals = dict.fromkeys(METRICS, 0.0)
+        totals = dict.fromkeys(METRICS + _EVIDENCE_COLUMNS, 0.0)
         start = 0
         for batch in (batch for batch in batches if batch.name == name):
             result = log.get(batch.key)
             assert result is not None
-            for metric in METRICS:
-                totals[metric] += result["totals"][metric]
+            for metric in totals:
+                totals[metric] += result["totals"].get(metric, 0.0)
             for offset, word in enumerate(result["words"]):
                 if start + offset < len(kept):
                     kept[start + offset][name] = _from_json(word)
             start += len(batch.texts)
-        results[name] = {metric: value / len(texts) for metric, value in totals.items()}
+        results[name] = {metric: totals[metric] / len(texts) for metric in METRICS}
+        if totals["evidence_documents"] > 0:
+            results[name].update({metric: totals[metric] / totals["evidence_documents"]
+                                  for metric in EVIDENCE_METRICS + ("evidence_word_share",)})
+            results[name]["evidence_documents"] = totals["evidence_documents"]
     return results, kept
 
 
@@ -346,10 +407,16 @@ def first_rank_rate(
 
 
 def summary_table(results: Dict[str, Dict[str, Any]]) -> str:
-    """The results as a plain-text table, one row per method."""
+    """The results as a plain-text table, one row per method; the evidence metrics,
+    when the rows have them, as a second table."""
     width = max(len(m) for m in results) + 2
-    columns = [max(12, len(metric) + 2) for metric in METRICS]
-    lines = ["".join(["method".ljust(width)] + [m.rjust(c) for m, c in zip(METRICS, columns)])]
-    for name, row in results.items():
-        lines.append("".join([name.ljust(width)] + [f"{row[m]:{c}.4f}" for m, c in zip(METRICS, columns)]))
-    return "\n".join(lines)
+    blocks = []
+    for shown in (METRICS, EVIDENCE_METRICS + ("evidence_word_share",)):
+        if not all(metric in row for row in results.values() for metric in shown):
+            continue
+        columns = [max(12, len(metric) + 2) for metric in shown]
+        lines = ["".join(["method".ljust(width)] + [m.rjust(c) for m, c in zip(shown, columns)])]
+        for name, row in results.items():
+            lines.append("".join([name.ljust(width)] + [f"{row[m]:{c}.4f}" for m, c in zip(shown, columns)]))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

