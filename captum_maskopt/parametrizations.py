@@ -43,6 +43,7 @@ __all__ = [
     "resolve_parametrization",
     "MaskEvaluation",
     "MaskParametrization",
+    "standardized_scores",
     "FreeLogitMask",
     "GaussianKernelMask1D",
     "SmoothMask2D",
@@ -90,6 +91,29 @@ class MaskParametrization(ABC):
         """Only the mask values ``(n, G)``."""
         return self.evaluate(params, pinned, False).values
 
+    def start_from(self, params: Params, scores: Tensor, valid: Tensor) -> Params:
+        """Starting parameters moved towards a ranking of the groups (the setting
+        ``initial_mask="gradient"``): ``scores`` ``(n, G)``, higher for groups that
+        should be kept, read only where ``valid`` ``(n, G)`` is True. A
+        parametrization that cannot start from scores refuses."""
+        raise ValueError(
+            f"initial_mask='gradient': {type(self).__name__} cannot start from scores "
+            "(it does not override MaskParametrization.start_from); use initial_mask='uniform'"
+        )
+
+
+def standardized_scores(scores: Tensor, valid: Tensor, limit: float = 3.0) -> Tensor:
+    """Per row, ``(scores - mean) / std`` over the valid entries, clipped to
+    ``[-limit, limit]`` so that a few extreme gradients do not saturate the start; 0
+    where not valid or where a row's valid scores are all equal."""
+    weights = valid.to(scores.dtype)
+    count = weights.sum(dim=1, keepdim=True).clamp_min(1.0)
+    mean = (scores * weights).sum(dim=1, keepdim=True) / count
+    spread = (((scores - mean) ** 2) * weights).sum(dim=1, keepdim=True) / count
+    std = spread.sqrt()
+    z = torch.where(std > 0, (scores - mean) / std.clamp_min(torch.finfo(scores.dtype).tiny), torch.zeros_like(scores))
+    return (z.clamp(-limit, limit) * weights).nan_to_num(0.0)
+
 
 class FreeLogitMask(MaskParametrization):
     """One free logit per feature group: ``mask = sigmoid(logit)``.
@@ -99,16 +123,22 @@ class FreeLogitMask(MaskParametrization):
         init_logit: starting logit for every group. The default 2.0 starts from a mask
             that keeps most of the input (0.88), so the keep view starts confident and
             the compactness term removes what is not needed.
+        start_scale: with ``initial_mask="gradient"``, the starting logits are
+            ``init_logit + start_scale * z``, ``z`` the standardized scores.
     """
 
-    def __init__(self, n_groups: int, init_logit: float = 2.0) -> None:
+    def __init__(self, n_groups: int, init_logit: float = 2.0, start_scale: float = 1.0) -> None:
         self.n_groups = n_groups
         self.init_logit = init_logit
+        self.start_scale = start_scale
 
     def init_params(self, n: int, device: torch.device, dtype: torch.dtype) -> Params:
         return {
             "logit": torch.full((n, self.n_groups), self.init_logit, device=device, dtype=dtype)
         }
+
+    def start_from(self, params: Params, scores: Tensor, valid: Tensor) -> Params:
+        return {"logit": params["logit"] + self.start_scale * standardized_scores(scores, valid)}
 
     def evaluate(self, params: Params, pinned: Tensor, total_variation: bool) -> MaskEvaluation:
         return MaskEvaluation(torch.sigmoid(params["logit"]), None, None)
@@ -175,6 +205,7 @@ class GaussianKernelMask1D(MaskParametrization):
 
     def init_params(self, n: int, device: torch.device, dtype: torch.dtype) -> Params:
         return self.kernels.init_params(n, device, dtype)
+
 
     def evaluate(self, params: Params, pinned: Tensor, total_variation: bool) -> MaskEvaluation:
         weight = params["weight"].masked_fill(pinned, 0.0)

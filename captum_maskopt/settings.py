@@ -115,6 +115,10 @@ def _parametrization_check() -> _Check:
     )
 
 
+#: The ``initial_mask`` choices.
+INITIAL_MASKS = ("uniform", "gradient")
+
+
 def setting(default: Any, doc: str, check: _Check) -> Any:
     """A settings field: its default, its one-line doc and the check of its values."""
     return dataclasses.field(default=default, metadata={"doc": doc, "check": check})
@@ -143,6 +147,14 @@ class MaskOptimizationSettings:
         "the default pixel groups of an ``(N, C, H, W)`` tensor, logits otherwise (token "
         "positions included), or ``\"paper\"``: as auto but gaussian1d for the default "
         "positions of an ``(N, T, D)`` sequence", _parametrization_check())
+    initial_mask: str = setting(
+        "uniform", "how the mask starts: ``\"uniform\"`` (every group at the "
+        "parametrization's starting value) or ``\"gradient\"`` (moved by one extra "
+        "forward and backward pass towards the ranking of gradient times (input - "
+        "baseline) halfway between baseline and input, so the steps start from a "
+        "ranking: better for short runs of 25 steps, not for 50 or more; free-logit "
+        "masks only, the kernel masks refuse it)",
+        _choice(INITIAL_MASKS))
     probability: str = setting(
         "auto", "how outputs become probabilities: ``\"softmax\"`` over the last "
         "dimension (single-label classifiers), ``\"sigmoid\"`` (single-logit and "

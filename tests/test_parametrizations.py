@@ -148,3 +148,77 @@ def test_a_parametrization_of_the_wrong_size_or_type_is_refused(mlp):
         MaskOptimization(mlp).attribute(x, target=0, parametrization=FreeLogitMask(5))
     with pytest.raises(TypeError, match="factory must return a MaskParametrization, got int"):
         MaskOptimization(mlp).attribute(x, target=0, parametrization=lambda g, s: 3)
+
+
+# ---------------------------------------------------------- starting from a ranking
+
+
+def test_standardized_scores_ignore_invalid_groups_and_clip():
+    from captum_maskopt.parametrizations import standardized_scores
+
+    scores = torch.tensor([[1.0, 2.0, 3.0, 100.0], [5.0, 5.0, 5.0, 5.0]], dtype=torch.float64)
+    valid = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    z = standardized_scores(scores, valid)
+    std = math.sqrt(2 / 3)
+    assert torch.allclose(z[0], torch.tensor([-1 / std, 0.0, 1 / std, 0.0], dtype=torch.float64))
+    assert torch.equal(z[1], torch.zeros(4, dtype=torch.float64))  # all equal: no ranking
+    spiky = standardized_scores(torch.tensor([[0.0] * 99 + [1.0]]), torch.ones(1, 100, dtype=torch.bool))
+    assert float(spiky.max()) == 3.0
+
+
+def test_free_logits_start_from_scores_in_their_order():
+    p = FreeLogitMask(6, start_scale=2.0)
+    scores = torch.tensor([[0.3, -1.0, 2.0, 0.0, 0.1, -0.2]])
+    valid = torch.ones(1, 6, dtype=torch.bool)
+    uniform = p.init_params(1, CPU, F32)
+    started = p.start_from(uniform, scores, valid)
+    assert torch.equal(started["logit"][0].argsort(), scores[0].argsort())
+    # The uniform start moved by the standardized scores times the scale.
+    z = (scores - scores.mean()) / scores.std(unbiased=False)
+    assert torch.allclose(started["logit"], 2.0 + 2.0 * z, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernels", [GaussianKernelMask1D(6), SmoothMask2D((2, 3), cell_size=1)])
+def test_kernel_masks_refuse_to_start_from_scores(kernels):
+    # A kernel weight spreads over its neighbours, so a start from scores would not
+    # give the scores' ranking; they say so rather than start from something else.
+    with pytest.raises(ValueError, match="cannot start from scores"):
+        kernels.start_from(kernels.init_params(1, CPU, F32), torch.zeros(1, 6), torch.ones(1, 6, dtype=torch.bool))
+
+
+def test_initial_mask_gradient_starts_from_gradient_times_input_halfway(mlp):
+    from captum_maskopt import MaskOptimization
+
+    x = torch.randn(3, 8)
+    method = MaskOptimization(mlp)
+    quiet = dict(noise_std=0.0, flip_fraction=0.0, path_average=False, parametrization="logits")
+    # No step: the mask is the start itself.
+    started = method.attribute(x, target=0, n_steps=1, learning_rate=1e-9, initial_mask="gradient", **quiet)
+    uniform = method.attribute(x, target=0, n_steps=1, learning_rate=1e-9, **quiet)
+    assert float((uniform - uniform[:, :1]).abs().max()) < 1e-6
+    # Halfway between the baseline (0, the default) and the input.
+    halfway = (0.5 * x).requires_grad_()
+    probability = torch.softmax(mlp(halfway), dim=1)[:, 0].sum()
+    (gradient,) = torch.autograd.grad(probability, halfway)
+    expected = (gradient * x).argsort(dim=1)
+    assert torch.equal(started.argsort(dim=1), expected)
+
+
+def test_a_parametrization_without_a_start_from_scores_is_refused_by_name(mlp):
+    from captum_maskopt import MaskOptimization
+    from captum_maskopt.parametrizations import MaskEvaluation, MaskParametrization
+
+    class Constant(MaskParametrization):
+        n_groups = 8
+
+        def init_params(self, n, device, dtype):
+            return {"logit": torch.zeros(n, 8, device=device, dtype=dtype)}
+
+        def evaluate(self, params, pinned, total_variation):
+            return MaskEvaluation(torch.sigmoid(params["logit"]), None, None)
+
+    with pytest.raises(ValueError, match="initial_mask='gradient': Constant cannot start from scores"):
+        MaskOptimization(mlp).attribute(torch.randn(2, 8), target=0, parametrization=Constant(),
+                                        initial_mask="gradient")
+    with pytest.raises(ValueError, match="initial_mask"):
+        MaskOptimization(mlp).attribute(torch.randn(2, 8), target=0, initial_mask="random")
