@@ -68,6 +68,16 @@ def test_every_packaged_photo_loads():
         load_photo("lena")
 
 
+def test_the_grey_and_the_stereo_photos_come_as_one_rgb_view():
+    import skimage.data
+
+    camera = load_photo("camera").image
+    assert (camera[..., 0] == camera[..., 1]).all() and (camera[..., 1] == camera[..., 2]).all()
+    assert (camera[..., 0] == skimage.data.camera()).all()
+    left, right, _ = skimage.data.stereo_motorcycle()
+    assert (load_photo("motorcycle").image == left).all() and not (left == right).all()
+
+
 def test_the_quokka_outline_in_model_input_pixels():
     try:
         quokka = load_photo("quokka")

@@ -53,6 +53,8 @@ EVIDENCE_FRACTION = 0.2
 _EVIDENCE_COLUMNS = EVIDENCE_METRICS + ("evidence_word_share", "evidence_documents")
 
 LabelledSpans: TypeAlias = Sequence[Tuple[int, int, int]]
+"""A document's human-labelled character spans ``(start, end, label)``."""
+
 
 def _word_tensors(words: Sequence[WordAttribution]) -> Tuple[Tensor, Tensor]:
     """Word scores padded to ``(N, W)`` and the bool mask of real words."""

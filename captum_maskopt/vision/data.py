@@ -1,7 +1,8 @@
 """Photos that installed packages carry, and the quokka's outline and bounding box.
 
 Nothing is downloaded: the photos are data files of ``scikit-image``
-(``astronaut``, ``chelsea``, ``coffee``, ``rocket``), ``scikit-learn`` (``china``,
+(``astronaut``, ``chelsea``, ``coffee``, ``rocket``, ``motorcycle``, the left view of its
+stereo pair, and ``camera``, the grey cameraman as RGB), ``scikit-learn`` (``china``,
 ``flower``, from ``load_sample_image``), ``matplotlib`` (``grace_hopper``) and
 ``imgaug`` (``quokka``, with its annotations). ``imgaug`` is only a carrier of files:
 install it with ``pip install --no-deps imgaug``; it is found by path and never
@@ -40,6 +41,7 @@ __all__ = [
 #: The packaged photos, in the order the comparison shows them.
 PHOTO_NAMES: Tuple[str, ...] = (
     "astronaut", "chelsea", "coffee", "rocket", "china", "flower", "grace_hopper", "quokka",
+    "motorcycle", "camera",
 )
 
 Box = Tuple[float, float, float, float]
@@ -120,6 +122,16 @@ def load_photo(name: str) -> Photo:
         import skimage.data
 
         return Photo(name, np.ascontiguousarray(getattr(skimage.data, name)()), "scikit-image")
+    if name == "motorcycle":
+        import skimage.data
+
+        left, _, _ = skimage.data.stereo_motorcycle()  # type: ignore[no-untyped-call]
+        return Photo(name, np.ascontiguousarray(left), "scikit-image")
+    if name == "camera":
+        import skimage.data
+
+        grey = skimage.data.camera()  # type: ignore[no-untyped-call]
+        return Photo(name, np.ascontiguousarray(np.stack([grey] * 3, axis=-1)), "scikit-image")
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
 
