@@ -77,6 +77,37 @@ def test_path_average_is_the_mean_mask_over_the_steps(mlp):
     assert torch.allclose(averaged, (start + final) / 2, atol=1e-6)
 
 
+def test_tie_break_ranks_groups_by_the_gradient_at_the_final_mask():
+    # A linear score read as a probability: the gradient of p(x_keep) - p(x_rem) with
+    # respect to the mask is 2 * w * (x - b) wherever the mask stands.
+    weights = torch.tensor([[3.0, -1.0, 0.5, 2.0, -2.0, 1.0]])
+    model = nn.Linear(6, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(weights)
+    x = torch.rand(2, 6) + 0.5
+    options = dict(probability="identity", n_steps=3, path_average=False)
+    mask = MaskOptimization(model).attribute(x, target=0, **options)
+    ranked = MaskOptimization(model).attribute(x, target=0, tie_break_weight=1.0, **options)
+    z = weights * x
+    z = (z - z.mean(1, keepdim=True)) / z.std(1, unbiased=False, keepdim=True)
+    assert torch.allclose(ranked, mask * (z.clamp(-3, 3) + 3) / 6, atol=1e-5)
+
+
+def test_tie_break_scales_values_by_at_most_its_weight_and_keeps_pins(planted):
+    x = torch.rand(3, 12) + 0.5
+    x[:, 5] = 0.0  # equal to the baseline: pinned
+    mask = MaskOptimization(planted).attribute(x, target=1)
+    blended = MaskOptimization(planted).attribute(x, target=1, tie_break_weight=0.2)
+    # The same optimization (same seed), then mask * (1 - w + w * rank), rank in [0, 1].
+    factor = blended / mask.clamp_min(1e-12)
+    kept = mask > 0
+    assert float(factor[kept].min()) >= 0.8 - 1e-5 and float(factor[kept].max()) <= 1.0 + 1e-5
+    assert (blended[:, 5] == 0).all()
+    assert not torch.allclose(blended, mask)
+    with pytest.raises(ValueError, match="tie_break_weight must be a number in \\[0, 1\\]"):
+        MaskOptimization(planted).attribute(x, target=1, tie_break_weight=1.5)
+
+
 def test_path_average_keeps_range_batch_invariance_and_the_record(mlp):
     x = torch.rand(4, 8)
     targets = torch.tensor([0, 1, 2, 0])
