@@ -239,17 +239,25 @@ class _ActiveRows:
         return torch.arange(self.n_examples, device=self.device) if self.rows is None else self.rows
 
 
+def _mask_gradient(predict: Predict, point: Tensor, minus_removed: bool) -> Tensor:
+    """The gradient, with respect to the mask values ``point``, of the target
+    probability of the kept view, minus that of the removed view if ``minus_removed``."""
+    point = point.detach().clone().requires_grad_()
+    with torch.enable_grad():
+        keep, remove = predict(point, None)
+        quantity = keep - remove if minus_removed else keep
+        (gradient,) = torch.autograd.grad(quantity.sum(), point)
+    return gradient.detach()
+
+
 def _midpoint_gradient(predict: Predict, pinned: Tensor, dtype: torch.dtype) -> Tensor:
     """``d p_keep / d m`` at the mask that keeps every group half: for a blend of
     input and baseline, each group's gradient times (input - baseline) halfway along
     the path, summed over the group. Halfway rather than at the full input, where the
     prediction is saturated (on the text validation split a start from the full
     input's gradient was far worse than the uniform start)."""
-    half = (0.5 * (~pinned).to(dtype)).requires_grad_()
-    with torch.enable_grad():
-        keep, _ = predict(half, None)
-        (gradient,) = torch.autograd.grad(keep.sum(), half)
-    return gradient.detach().masked_fill(pinned, 0.0)
+    half = 0.5 * (~pinned).to(dtype)
+    return _mask_gradient(predict, half, minus_removed=False).masked_fill(pinned, 0.0)
 
 
 def _tie_break_scores(predict: Predict, mask: Tensor, pinned: Tensor) -> Tensor:
@@ -257,12 +265,8 @@ def _tie_break_scores(predict: Predict, mask: Tensor, pinned: Tensor) -> Tensor:
     ``mask`` mapped linearly from [-3, 3]. That gradient is the sum of the input
     gradients at the kept and at the removed view, each times (input - baseline):
     how much the prediction depends on a group where the mask leaves it."""
-    point = mask.detach().clone().requires_grad_()
-    with torch.enable_grad():
-        keep, remove = predict(point, None)
-        (gradient,) = torch.autograd.grad((keep - remove).sum(), point)
     limit = 3.0
-    z = standardized_scores(gradient.detach(), ~pinned, limit)
+    z = standardized_scores(_mask_gradient(predict, mask, minus_removed=True), ~pinned, limit)
     return ((z + limit) / (2 * limit)).masked_fill(pinned, 0.0)
 
 
