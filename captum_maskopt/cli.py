@@ -320,7 +320,13 @@ def _compare_text(args: argparse.Namespace) -> None:
             checkpoint=args.checkpoint, seed=args.seed, mask_settings=mask_settings,
             engine=args.engine, ray_options=ray_options, evidence=evidence,
         )
-    print(f"\n{described}, model {args.model}, MaskOptimization at {args.level} level, "
+    # What ran, not what --level asked for: either class may be named in --methods.
+    ours = " and ".join(
+        f"{name} at {level} level"
+        for name, level in (("MaskOptimization", "word"), ("LayerMaskOptimization", "token"))
+        if name in methods
+    )
+    print(f"\n{described}, model {args.model}{', ' + ours if ours else ''}, "
           "scored on words, removal = pad token\n")
     print(summary_table(results))
     data = {"data": args.data, "rows": len(texts)} if args.data else {

@@ -26,14 +26,15 @@ from captum_maskopt.features import FeatureGroups
 from captum_maskopt.hashing import uniform_hash
 from captum_maskopt.objective import Objective, ObjectiveState, example_keys, group_shares, kept_fraction
 from captum_maskopt.parametrizations import MaskParametrization, Params, standardized_scores
-from captum_maskopt.settings import MaskOptimizationSettings
+from captum_maskopt.settings import MAX_REMOVAL_GROUPS, MaskOptimizationSettings
 
 __all__ = ["OptimizationRecord", "NonFiniteViewsError", "optimize_masks", "noise_block", "mask_noise"]
 
 Predict: TypeAlias = Callable[[Tensor, Optional[Tensor]], Tuple[Tensor, Tensor]]
 """``predict(mask_values, rows) -> (keep, remove)``: target probabilities of the keep
 and remove views, ``(K, n)`` each, for the mask values ``(n, G)`` of the examples
-``rows`` (None: all of them)."""
+``rows`` (None: all of them; an example may appear more than once, to try several
+masks on it in one pass)."""
 
 
 @dataclass
@@ -260,13 +261,53 @@ def _midpoint_gradient(predict: Predict, pinned: Tensor, dtype: torch.dtype) -> 
     return _mask_gradient(predict, half, minus_removed=False).masked_fill(pinned, 0.0)
 
 
-def _tie_break_scores(predict: Predict, mask: Tensor, pinned: Tensor) -> Tensor:
-    """Per group, in [0, 1]: the standardized gradient of ``p_keep - p_remove`` at
-    ``mask`` mapped linearly from [-3, 3]. That gradient is the sum of the input
-    gradients at the kept and at the removed view, each times (input - baseline):
-    how much the prediction depends on a group where the mask leaves it."""
+# Groups switched per pass of the removal tie break: their views are stacked along
+# the batch, so a pass holds this many times one step's views (without gradients).
+_SWITCHES_PER_PASS = 8
+
+
+def _removal_effects(predict: Predict, mask: Tensor, pinned: Tensor) -> Tensor:
+    """Per group, how much ``p_keep - p_remove`` falls when the group is switched to
+    the other side of the final ``mask``: fully removed where the mask keeps it (value
+    at least 0.5), fully kept where it removes it (then the rise, negated), every other
+    group as it is. These are the hard removals the metrics make, one group at a
+    time, from where the optimization ended: one forward pass per group."""
+    n = mask.shape[0]
+    effects = torch.zeros_like(mask)
+    free = (~pinned).any(dim=0).nonzero().flatten()
+    rows = torch.arange(n, device=mask.device)
+    kept = mask >= 0.5
+    with torch.no_grad():
+        keep, remove = predict(mask, None)
+        at_mask = (keep - remove).mean(dim=0)
+        for chunk in torch.split(free, _SWITCHES_PER_PASS):
+            switches = len(chunk)
+            # Copy-major: row j * n + i is example i with group chunk[j] switched.
+            switched = chunk.repeat_interleave(n)
+            stacked = torch.arange(switches * n, device=mask.device)
+            was_kept = kept.repeat(switches, 1)[stacked, switched]
+            other_side = mask.repeat(switches, 1)
+            other_side[stacked, switched] = (~was_kept).to(mask.dtype)
+            other_side = other_side.masked_fill(pinned.repeat(switches, 1), 0.0)
+            keep, remove = predict(other_side, rows.repeat(switches))
+            fall = at_mask.repeat(switches) - (keep - remove).mean(dim=0)
+            # A removed group's effect is the rise when it is kept: the same sign as
+            # a kept group's fall when it is removed.
+            effects[:, chunk] = torch.where(was_kept, fall, -fall).view(switches, n).t()
+    return effects.masked_fill(pinned, 0.0)
+
+
+def _tie_break_scores(predict: Predict, mask: Tensor, pinned: Tensor, signal: str) -> Tensor:
+    """Per group, in [0, 1]: how much ``p_keep - p_remove`` depends on the group at
+    ``mask`` (``signal`` ``"removal"``: its :func:`_removal_effects`; ``"gradient"``:
+    the gradient, the sum of the input gradients at the kept and at the removed view,
+    each times (input - baseline)), standardized and mapped linearly from [-3, 3]."""
     limit = 3.0
-    z = standardized_scores(_mask_gradient(predict, mask, minus_removed=True), ~pinned, limit)
+    if signal == "removal":
+        dependence = _removal_effects(predict, mask, pinned)
+    else:
+        dependence = _mask_gradient(predict, mask, minus_removed=True)
+    z = standardized_scores(dependence, ~pinned, limit)
     return ((z + limit) / (2 * limit)).masked_fill(pinned, 0.0)
 
 
@@ -380,6 +421,9 @@ def optimize_masks(
         # A factor rather than a blend: what the mask removes stays removed, so the
         # attribution's mass stays where the mask puts it (a blend moved a tenth of the
         # quokka's share inside the object out of it on the packaged photos).
-        ranks = _tie_break_scores(predict, evaluation.values.masked_fill(pinned, 0.0), pinned)
+        signal = settings.tie_break
+        if signal == "auto":
+            signal = "removal" if parametrization.n_groups <= MAX_REMOVAL_GROUPS else "gradient"
+        ranks = _tie_break_scores(predict, evaluation.values.masked_fill(pinned, 0.0), pinned, signal)
         final = final * ((1 - weight) + weight * ranks)
     return final, record

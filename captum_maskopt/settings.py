@@ -117,6 +117,10 @@ def _parametrization_check() -> _Check:
 
 #: The ``initial_mask`` choices.
 INITIAL_MASKS = ("uniform", "gradient")
+TIE_BREAKS = ("auto", "removal", "gradient")
+#: The most groups for which ``tie_break="auto"`` takes the removal effects (two
+#: forward passes per group); beyond it, the gradient (one pass whatever the count).
+MAX_REMOVAL_GROUPS = 1024
 
 
 def setting(default: Any, doc: str, check: _Check) -> Any:
@@ -156,13 +160,21 @@ class MaskOptimizationSettings:
         "masks only, the kernel masks refuse it)",
         _choice(INITIAL_MASKS))
     tie_break_weight: float = setting(
-        0.0, "weight of a final ranking of the groups by the gradient of ``p_y(x_keep) "
-        "- p_y(x_rem)`` at the final mask (one extra forward and backward pass): the "
-        "attribution becomes ``mask * (1 - w + w * rank)``, with the rank in [0, 1] "
-        "from the gradient's standardized score, so that groups the mask keeps at "
-        "nearly the same value (inside the kept region of a smooth image mask, say) "
-        "are ordered by how much the prediction depends on them there, and what the "
+        1.0, "weight of a final ranking of the groups by how much ``p_y(x_keep) - "
+        "p_y(x_rem)`` depends on each of them at the final mask (see ``tie_break``): "
+        "the attribution becomes ``mask * (1 - w + w * rank)``, with the rank in [0, 1] "
+        "from that dependence's standardized score, so that groups the mask keeps or "
+        "removes at nearly the same value are ordered by the prediction, and what the "
         "mask removes stays removed; 0 returns the mask itself", _number(0.0, 1.0, high_open=False))
+    tie_break: str = setting(
+        "auto", "what the final ranking reads: ``\"removal\"``, the change of "
+        "``p_y(x_keep) - p_y(x_rem)`` when a group is switched to the other side of "
+        "the final mask, fully removed if the mask keeps it and fully kept if it "
+        "removes it, the rest as it is (one forward pass per group, hard removals like "
+        "the metrics'), ``\"gradient\"``, its linear estimate, the "
+        "gradient with respect to the group's mask value (one forward and backward "
+        "pass whatever the number of groups), or ``\"auto\"``: removal for at most "
+        f"{MAX_REMOVAL_GROUPS} groups, gradient beyond", _choice(TIE_BREAKS))
     probability: str = setting(
         "auto", "how outputs become probabilities: ``\"softmax\"`` over the last "
         "dimension (single-label classifiers), ``\"sigmoid\"`` (single-logit and "
@@ -307,11 +319,12 @@ PRESETS: Mapping[str, MaskOptimizationSettings] = {
     "default": MaskOptimizationSettings(),
     "image": MaskOptimizationSettings(
         n_steps=200, comprehensiveness="log", target_kept_fraction=None, path_average=False,
-        tie_break_weight=0.6,
+        tie_break_weight=0.6, tie_break="gradient",
     ),
     "paper": MaskOptimizationSettings(
         n_steps=900, learning_rate=0.03, parametrization="paper", check_every=50,
         comprehensiveness="log", target_kept_fraction=None, path_average=False,
+        tie_break_weight=0.0,
     ),
 }
 

@@ -89,6 +89,11 @@ TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
         ("200 steps", {"n_steps": 200}),
         ("100 steps, lr 0.03", {"learning_rate": 0.03}),
     ]),
+    ("text_tie_break", "tie_break_weight / tie_break", [
+        ("0 (paper)", {"tie_break_weight": 0.0}),
+        ('1, removal (default)', {}),
+        ('1, "gradient"', {"tie_break": "gradient"}),
+    ]),
     ("text_probability", "probability", [
         ('"softmax" (default)', {}),
         ('"sigmoid"', {"probability": "sigmoid"}),

@@ -7,7 +7,9 @@ the optimization record. The calls use keyword settings, the call form that
 worked before the redesign and must keep working after it, over :data:`BEFORE`, the
 defaults of the time (the defaults have changed since). The cases cover the
 packaged text classifier (token level, word groups, windows), the packaged image
-classifier, tuple inputs, layer inputs and outputs, and every parametrization.
+classifier, tuple inputs, layer inputs and outputs, and every parametrization;
+``tie_break_removal_and_gradient``, recorded when the removal tie break was added,
+pins both final rankings.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ Result = Dict[str, Tensor]
 #: The defaults when these were recorded; each call's keywords override them.
 BEFORE = MaskOptimizationSettings(
     n_steps=200, comprehensiveness="log", target_kept_fraction=None, path_average=False,
-    parametrization="paper",
+    parametrization="paper", tie_break_weight=0.0,
 )
 RECORD_FIELDS = ("steps", "converged", "keep_probability", "remove_probability", "kept_fraction", "loss")
 
@@ -222,6 +224,21 @@ def layer_input_and_tuple_output() -> Result:
     return result
 
 
+def tie_break_removal_and_gradient() -> Result:
+    torch.manual_seed(8)
+    mlp = nn.Sequential(nn.Linear(10, 12), nn.Tanh(), nn.Linear(12, 3)).eval()
+    x = torch.randn(4, 10)
+    x[1, 3] = 0.0  # equal to the baseline: pinned
+    result: Result = {}
+    for tie_break in ("removal", "gradient"):
+        attributions, record = MaskOptimization(mlp).attribute(
+            x, target=[0, 1, 2, 1], n_steps=40, tie_break=tie_break, tie_break_weight=0.8,
+            internal_batch_size=3, return_record=True,
+        )
+        result.update(_flatten(attributions, record, f"{tie_break}."))
+    return result
+
+
 def packaged_text_classifier() -> Result:
     from captum_maskopt.text import TextExplainer, load_sentiment_classifier, load_snippets
 
@@ -230,12 +247,13 @@ def packaged_text_classifier() -> Result:
     result: Result = {}
     explainer = TextExplainer(model, tokenizer)
     # The text settings of the recording, given explicitly: TEXT_SETTINGS have moved on.
-    for row, word in enumerate(explainer.explain(texts, n_steps=15, target_kept_fraction=0.05)):
+    recorded = dict(n_steps=15, target_kept_fraction=0.05, tie_break_weight=0.0)
+    for row, word in enumerate(explainer.explain(texts, **recorded)):
         result[f"explain[{row}]"] = word.scores.clone()
         for name, value in word.extra["record"].items():
             result[f"explain[{row}].{name}"] = torch.tensor(value)
     windows = TextExplainer(model, tokenizer, max_length=16, window_overlap=4)
-    for row, word in enumerate(windows.explain(texts[:2], n_steps=15, target_kept_fraction=0.05)):
+    for row, word in enumerate(windows.explain(texts[:2], **recorded)):
         result[f"windows[{row}]"] = word.scores.clone()
     encoding = explainer.encode(texts)
     attributions, record = LayerMaskOptimization(explainer.forward, explainer.layer).attribute(
@@ -269,6 +287,7 @@ CASES: Dict[str, Callable[[], Result]] = {
         probability_forms,
         layer_tokens_default_and_word_groups,
         layer_input_and_tuple_output,
+        tie_break_removal_and_gradient,
         packaged_text_classifier,
         packaged_image_classifier,
     )

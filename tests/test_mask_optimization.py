@@ -21,10 +21,12 @@ def test_planted_features_rank_first_for_both_classes(planted, target):
     top2 = attributions.topk(2, dim=1).indices.sort(dim=1).values
     expected = torch.tensor(sorted(PlantedLinear.EVIDENCE[target])).expand(6, 2)
     assert torch.equal(top2, expected)
-    # The planted features are kept, the rest mostly removed.
+    # The mask itself (no final ranking) keeps the planted features, and mostly
+    # removes the rest.
+    mask = MaskOptimization(planted).attribute(x, target=target, tie_break_weight=0.0)
     evidence = list(PlantedLinear.EVIDENCE[target])
     others = [i for i in range(12) if i not in evidence]
-    assert attributions[:, evidence].min() > 0.5 > attributions[:, others].max()
+    assert mask[:, evidence].min() > 0.5 > mask[:, others].max()
 
 
 def test_planted_image_region_is_found():
@@ -71,32 +73,104 @@ def test_path_average_is_the_mean_mask_over_the_steps(mlp):
     x = torch.rand(3, 8)
     explainer = MaskOptimization(mlp)
     # One step: the mean of the starting mask (free logits start at 2.0) and the final one.
-    final = explainer.attribute(x, target=0, n_steps=1, parametrization="logits", path_average=False)
-    averaged = explainer.attribute(x, target=0, n_steps=1, parametrization="logits", path_average=True)
+    options = dict(n_steps=1, parametrization="logits", tie_break_weight=0.0)
+    final = explainer.attribute(x, target=0, path_average=False, **options)
+    averaged = explainer.attribute(x, target=0, path_average=True, **options)
     start = torch.sigmoid(torch.tensor(2.0))
     assert torch.allclose(averaged, (start + final) / 2, atol=1e-6)
 
 
-def test_tie_break_ranks_groups_by_the_gradient_at_the_final_mask():
+def _rank(dependence):
+    """The tie break's rank: standardized per row, clipped to +-3, mapped to [0, 1]."""
+    z = (dependence - dependence.mean(1, keepdim=True)) / dependence.std(1, unbiased=False, keepdim=True)
+    return (z.clamp(-3, 3) + 3) / 6
+
+
+@pytest.mark.parametrize("tie_break", ["removal", "gradient"])
+def test_tie_break_ranks_groups_by_their_effect_at_the_final_mask(tie_break):
     # A linear score read as a probability: the gradient of p(x_keep) - p(x_rem) with
-    # respect to the mask is 2 * w * (x - b) wherever the mask stands.
+    # respect to a group's mask value m is 2 * w * (x - b) wherever the mask stands;
+    # switching the group to the other side changes it by that times m (removing a
+    # kept group) or 1 - m (keeping a removed one).
     weights = torch.tensor([[3.0, -1.0, 0.5, 2.0, -2.0, 1.0]])
     model = nn.Linear(6, 1, bias=False)
     with torch.no_grad():
         model.weight.copy_(weights)
     x = torch.rand(2, 6) + 0.5
     options = dict(probability="identity", n_steps=3, path_average=False)
-    mask = MaskOptimization(model).attribute(x, target=0, **options)
-    ranked = MaskOptimization(model).attribute(x, target=0, tie_break_weight=1.0, **options)
-    z = weights * x
-    z = (z - z.mean(1, keepdim=True)) / z.std(1, unbiased=False, keepdim=True)
-    assert torch.allclose(ranked, mask * (z.clamp(-3, 3) + 3) / 6, atol=1e-5)
+    mask = MaskOptimization(model).attribute(x, target=0, tie_break_weight=0.0, **options)
+    ranked = MaskOptimization(model).attribute(x, target=0, tie_break=tie_break, **options)
+    slope = weights * x
+    if tie_break == "removal":
+        slope = slope * torch.where(mask >= 0.5, mask, 1 - mask)
+    assert torch.allclose(ranked, mask * _rank(slope), atol=1e-5)
+
+
+def test_removal_tie_break_switches_each_group_to_the_other_side(planted):
+    # Through a softmax the effect is not linear in the mask: it is the change of
+    # p(x_keep) - p(x_rem) when one group is switched to the other side of the final
+    # mask (kept groups removed, removed ones kept), recomputed here by hand.
+    torch.manual_seed(3)
+    x = torch.rand(3, 12) + 0.5
+    targets = torch.tensor([0, 1, 1])
+    options = dict(n_steps=60, path_average=False, noise_std=0.0, flip_fraction=0.0)
+    explainer = MaskOptimization(planted)
+    mask = explainer.attribute(x, target=targets, tie_break_weight=0.0, **options)
+    ranked = explainer.attribute(x, target=targets, tie_break="removal", **options)
+    assert (mask >= 0.5).any() and (mask < 0.5).any(), "both sides are switched"
+
+    def kept_minus_removed(m):
+        probabilities = lambda view: torch.softmax(planted(view), dim=1)[torch.arange(3), targets]
+        return probabilities(m * x) - probabilities((1 - m) * x)
+
+    with torch.no_grad():
+        at_mask = kept_minus_removed(mask)
+        effects = torch.stack([
+            torch.where(
+                mask[:, g] >= 0.5,
+                at_mask - kept_minus_removed(mask.index_fill(1, torch.tensor([g]), 0.0)),
+                kept_minus_removed(mask.index_fill(1, torch.tensor([g]), 1.0)) - at_mask,
+            )
+            for g in range(12)
+        ], dim=1)
+    assert torch.allclose(ranked, mask * _rank(effects), atol=1e-5)
+    gradient = explainer.attribute(x, target=targets, tie_break="gradient", **options)
+    assert not torch.allclose(ranked, gradient, atol=1e-3)
+
+
+def test_removal_tie_break_is_batch_independent_and_auto_picks_it_for_few_groups(mlp):
+    torch.manual_seed(4)
+    x = torch.rand(5, 8)
+    targets = [0, 1, 2, 1, 0]
+    explainer = MaskOptimization(mlp)
+    # More examples and groups than one pass switches: the stacked switches must not
+    # mix examples.
+    batch = explainer.attribute(x, target=targets, n_steps=20, tie_break="removal")
+    single = torch.cat([
+        explainer.attribute(x[i : i + 1], target=targets[i], n_steps=20, tie_break="removal")
+        for i in range(5)
+    ])
+    assert torch.allclose(batch, single, atol=1e-5)
+    assert torch.equal(explainer.attribute(x, target=targets, n_steps=20), batch)
+
+
+def test_auto_tie_break_takes_the_gradient_beyond_the_removal_limit():
+    from captum_maskopt.settings import MAX_REMOVAL_GROUPS
+
+    features = MAX_REMOVAL_GROUPS + 1
+    model = nn.Sequential(nn.Linear(features, 4), nn.Tanh(), nn.Linear(4, 2)).eval()
+    x = torch.rand(1, features)
+    explainer = MaskOptimization(model)
+    auto = explainer.attribute(x, target=1, n_steps=2)
+    assert torch.equal(auto, explainer.attribute(x, target=1, n_steps=2, tie_break="gradient"))
+    with pytest.raises(ValueError, match="tie_break must be one of"):
+        explainer.attribute(x, target=1, tie_break="occlusion")
 
 
 def test_tie_break_scales_values_by_at_most_its_weight_and_keeps_pins(planted):
     x = torch.rand(3, 12) + 0.5
     x[:, 5] = 0.0  # equal to the baseline: pinned
-    mask = MaskOptimization(planted).attribute(x, target=1)
+    mask = MaskOptimization(planted).attribute(x, target=1, tie_break_weight=0.0)
     blended = MaskOptimization(planted).attribute(x, target=1, tie_break_weight=0.2)
     # The same optimization (same seed), then mask * (1 - w + w * rank), rank in [0, 1].
     factor = blended / mask.clamp_min(1e-12)
@@ -119,7 +193,9 @@ def test_path_average_keeps_range_batch_invariance_and_the_record(mlp):
         explainer.attribute(x[i : i + 1], target=targets[i], n_steps=80, path_average=True) for i in range(4)
     ])
     assert torch.allclose(batch, single, atol=1e-4)
-    final, final_record = explainer.attribute(x, target=targets, n_steps=80, path_average=False, return_record=True)
+    final, final_record = explainer.attribute(
+        x, target=targets, n_steps=80, path_average=False, tie_break_weight=0.0, return_record=True
+    )
     assert not torch.allclose(batch, final, atol=1e-3)
     # The record describes the final mask either way.
     assert torch.equal(record.steps, final_record.steps)
@@ -138,9 +214,10 @@ def test_seed_makes_results_reproducible(mlp):
 
 def test_record_describes_each_example(planted):
     x = torch.rand(5, 12) + 0.5
-    # The record describes the final mask, which is the attribution without the path average.
+    # The record describes the final mask, which is the attribution without the path
+    # average and the final ranking.
     attributions, record = MaskOptimization(planted).attribute(
-        x, target=1, n_steps=150, path_average=False, return_record=True
+        x, target=1, n_steps=150, path_average=False, tie_break_weight=0.0, return_record=True
     )
     assert isinstance(record, OptimizationRecord)
     for name in ("steps", "converged", "keep_probability", "remove_probability", "kept_fraction", "loss"):

@@ -142,7 +142,8 @@ def test_a_new_term_is_one_registered_function(monkeypatch, mlp):
 
     x = torch.randn(4, 8)
     # One compactness pressure and the final mask (no path average), as designed for.
-    final = {"n_steps": 60, "compactness_weight": 2.0, "path_average": False, "target_kept_fraction": None}
+    final = {"n_steps": 60, "compactness_weight": 2.0, "path_average": False, "target_kept_fraction": None,
+             "tie_break_weight": 0.0}
     attributions = MaskOptimization(mlp).attribute(x, target=0, **final)
     assert (attributions[:, 0] > 0.95).all()
     monkeypatch.undo()

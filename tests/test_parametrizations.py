@@ -191,7 +191,8 @@ def test_initial_mask_gradient_starts_from_gradient_times_input_halfway(mlp):
 
     x = torch.randn(3, 8)
     method = MaskOptimization(mlp)
-    quiet = dict(noise_std=0.0, flip_fraction=0.0, path_average=False, parametrization="logits")
+    quiet = dict(noise_std=0.0, flip_fraction=0.0, path_average=False, parametrization="logits",
+                 tie_break_weight=0.0)
     # No step: the mask is the start itself.
     started = method.attribute(x, target=0, n_steps=1, learning_rate=1e-9, initial_mask="gradient", **quiet)
     uniform = method.attribute(x, target=0, n_steps=1, learning_rate=1e-9, **quiet)
