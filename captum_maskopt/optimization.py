@@ -266,20 +266,19 @@ def _midpoint_gradient(predict: Predict, pinned: Tensor, dtype: torch.dtype) -> 
 _SWITCHES_PER_PASS = 8
 
 
-def _removal_effects(predict: Predict, mask: Tensor, pinned: Tensor) -> Tensor:
-    """Per group, how much ``p_keep - p_remove`` falls when the group is switched to
-    the other side of the final ``mask``: fully removed where the mask keeps it (value
-    at least 0.5), fully kept where it removes it (then the rise, negated), every other
-    group as it is. These are the hard removals the metrics make, one group at a
-    time, from where the optimization ended: one forward pass per group."""
+def _removal_effects(predict: Predict, mask: Tensor, pinned: Tensor, at_mask: Tensor) -> Tensor:
+    """Per group, how much ``p_keep - p_remove`` (``at_mask`` at ``mask``, ``(n,)``)
+    falls when the group is switched to the other side of the final ``mask``: fully
+    removed where the mask keeps it (value at least 0.5), fully kept where it removes
+    it (then the rise, negated), every other group as it is. These are the hard
+    removals the metrics make, one group at a time, from where the optimization
+    ended: one forward pass per group."""
     n = mask.shape[0]
     effects = torch.zeros_like(mask)
     free = (~pinned).any(dim=0).nonzero().flatten()
     rows = torch.arange(n, device=mask.device)
     kept = mask >= 0.5
     with torch.no_grad():
-        keep, remove = predict(mask, None)
-        at_mask = (keep - remove).mean(dim=0)
         for chunk in torch.split(free, _SWITCHES_PER_PASS):
             switches = len(chunk)
             # Copy-major: row j * n + i is example i with group chunk[j] switched.
@@ -297,16 +296,12 @@ def _removal_effects(predict: Predict, mask: Tensor, pinned: Tensor) -> Tensor:
     return effects.masked_fill(pinned, 0.0)
 
 
-def _tie_break_scores(predict: Predict, mask: Tensor, pinned: Tensor, signal: str) -> Tensor:
+def _tie_break_ranks(dependence: Tensor, pinned: Tensor) -> Tensor:
     """Per group, in [0, 1]: how much ``p_keep - p_remove`` depends on the group at
-    ``mask`` (``signal`` ``"removal"``: its :func:`_removal_effects`; ``"gradient"``:
-    the gradient, the sum of the input gradients at the kept and at the removed view,
-    each times (input - baseline)), standardized and mapped linearly from [-3, 3]."""
+    the final mask (its :func:`_removal_effects`, or the gradient: the sum of the input
+    gradients at the kept and at the removed view, each times (input - baseline)),
+    standardized and mapped linearly from [-3, 3]."""
     limit = 3.0
-    if signal == "removal":
-        dependence = _removal_effects(predict, mask, pinned)
-    else:
-        dependence = _mask_gradient(predict, mask, minus_removed=True)
     z = standardized_scores(dependence, ~pinned, limit)
     return ((z + limit) / (2 * limit)).masked_fill(pinned, 0.0)
 
@@ -402,7 +397,7 @@ def optimize_masks(
 
     with torch.no_grad():
         evaluation = parametrization.evaluate(params, pinned, with_variation)
-        final = evaluation.values.masked_fill(pinned, 0.0)
+        final = last_mask = evaluation.values.masked_fill(pinned, 0.0)
         keep, remove = predict(final, None)
         loss = objective(ObjectiveState(keep, remove, evaluation, shares, grid))
         _finite_or_raise(loss, torch.arange(n_examples, device=device))
@@ -424,6 +419,12 @@ def optimize_masks(
         signal = settings.tie_break
         if signal == "auto":
             signal = "removal" if parametrization.n_groups <= MAX_REMOVAL_GROUPS else "gradient"
-        ranks = _tie_break_scores(predict, evaluation.values.masked_fill(pinned, 0.0), pinned, signal)
+        if signal == "removal":
+            # The record's views were taken at this same mask: the switches start from
+            # them rather than from one more pass.
+            dependence = _removal_effects(predict, last_mask, pinned, (keep - remove).mean(dim=0))
+        else:
+            dependence = _mask_gradient(predict, last_mask, minus_removed=True)
+        ranks = _tie_break_ranks(dependence, pinned)
         final = final * ((1 - weight) + weight * ranks)
     return final, record
