@@ -26,7 +26,7 @@ from captum_maskopt.features import FeatureGroups
 from captum_maskopt.hashing import uniform_hash
 from captum_maskopt.objective import Objective, ObjectiveState, example_keys, group_shares, kept_fraction
 from captum_maskopt.parametrizations import MaskParametrization, Params, standardized_scores
-from captum_maskopt.settings import MAX_REMOVAL_GROUPS, MaskOptimizationSettings
+from captum_maskopt.settings import MaskOptimizationSettings
 
 __all__ = ["OptimizationRecord", "NonFiniteViewsError", "optimize_masks", "noise_block", "mask_noise"]
 
@@ -416,10 +416,7 @@ def optimize_masks(
         # A factor rather than a blend: what the mask removes stays removed, so the
         # attribution's mass stays where the mask puts it (a blend moved a tenth of the
         # quokka's share inside the object out of it on the packaged photos).
-        signal = settings.tie_break
-        if signal == "auto":
-            signal = "removal" if parametrization.n_groups <= MAX_REMOVAL_GROUPS else "gradient"
-        if signal == "removal":
+        if settings.tie_break_for(parametrization.n_groups) == "removal":
             # The record's views were taken at this same mask: the switches start from
             # them rather than from one more pass.
             dependence = _removal_effects(predict, last_mask, pinned, (keep - remove).mean(dim=0))

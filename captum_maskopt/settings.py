@@ -282,6 +282,12 @@ class MaskOptimizationSettings:
             return float(self.total_variation_weight)
         return IMAGE_TOTAL_VARIATION_WEIGHT if smooth_grid else 0.0
 
+    def tie_break_for(self, n_groups: int) -> str:
+        """The tie break in force: ``"auto"`` resolved for a mask of ``n_groups``."""
+        if self.tie_break != "auto":
+            return self.tie_break
+        return "removal" if n_groups <= MAX_REMOVAL_GROUPS else "gradient"
+
     def cell_size_for(self, grid: Tuple[int, int]) -> int:
         """The cell side in force for a pixel grid: ``None`` resolved for its size."""
         if self.mask_cell_size is not None:

@@ -167,3 +167,13 @@ def test_the_docstrings_and_the_table_give_the_image_defaults_where_they_differ(
     assert '`"hinge" (images: "log")`' in table
     assert "`0.03`" in table  # noise_std: the same for images, one value
     assert "Default: 100 (images: 200)" in " ".join(MaskOptimization.attribute.__doc__.split())
+
+
+def test_tie_break_auto_resolves_by_the_number_of_groups():
+    from captum_maskopt.settings import MAX_REMOVAL_GROUPS
+
+    auto = MaskOptimizationSettings()
+    assert auto.tie_break_for(MAX_REMOVAL_GROUPS) == "removal"
+    assert auto.tie_break_for(MAX_REMOVAL_GROUPS + 1) == "gradient"
+    assert MaskOptimizationSettings(tie_break="removal").tie_break_for(10**6) == "removal"
+    assert PRESETS["image"].tie_break_for(10) == "gradient"
