@@ -313,3 +313,18 @@ def test_the_difference_of_two_methods_comes_with_a_bootstrap_interval(tmp_path,
     with pytest.raises(SystemExit):
         script.main([str(path), "--difference", "A", "C"])
     assert "--difference: no batch finished by both 'A' and 'C'" in capsys.readouterr().err
+
+
+def test_every_method_explains_a_batch_before_the_next_batch_starts(
+    sentiment, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt.text import compare
+    from captum_maskopt.text.integration import TextExplainer
+
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents
+    ran = _record_methods_run(monkeypatch)
+    compare.compare_methods(explainer, texts, labels, ["InputXGradient", "IntegratedGradients"],
+                            batch_size=2, checkpoint=tmp_path / "run.jsonl")
+    # A run stopped after any batch has both methods on the batches it finished.
+    assert ran == ["InputXGradient", "IntegratedGradients", "InputXGradient", "IntegratedGradients"]
