@@ -296,6 +296,7 @@ def _batches(
     # Every method explains a batch before any explains the next: a run stopped part
     # way (a long test-split run spread over sessions) leaves paired results on the
     # batches it finished, and each batch's seconds are measured close together in time.
+    logged_names = {name: method_name(name, mask_settings) for name in methods}
     batches = []
     for start in range(0, len(texts), batch_size):
         chosen = list(texts[start : start + batch_size])
@@ -303,9 +304,8 @@ def _batches(
         chosen_evidence = tuple(tuple((int(a), int(b), int(c)) for a, b, c in spans)
                                 for spans in evidence[start : start + len(chosen)])
         for name in methods:
-            logged_name = method_name(name, mask_settings)
-            batches.append(_Batch(batch_key(part, logged_name, chosen, chosen_labels), name,
-                                  logged_name, chosen, chosen_labels, chosen_evidence))
+            batches.append(_Batch(batch_key(part, logged_names[name], chosen, chosen_labels), name,
+                                  logged_names[name], chosen, chosen_labels, chosen_evidence))
     return batches
 
 
