@@ -36,6 +36,7 @@ __all__ = [
     "AOPC_FRACTIONS",
     "PROTOCOL_FRACTIONS",
     "top_fraction_mask",
+    "rationale_size",
     "comprehensiveness",
     "sufficiency",
     "aopc_comprehensiveness",
@@ -76,6 +77,13 @@ def _ranking(attributions: Tensor, valid: Tensor) -> Tensor:
     return scores.argsort(dim=1, descending=True, stable=True)
 
 
+def rationale_size(valid_counts: Tensor, fraction: float) -> Tensor:
+    """How many features the top ``fraction`` keeps of each example's
+    ``valid_counts``: ``round(fraction * count)``, at least one when any is valid."""
+    counts = (valid_counts.to(torch.float64) * fraction).round().clamp_min(1).long()
+    return torch.minimum(counts, valid_counts.long())
+
+
 def top_fraction_mask(
     attributions: Tensor, fraction: float, valid: Optional[Tensor] = None
 ) -> Tensor:
@@ -85,8 +93,7 @@ def top_fraction_mask(
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     valid = _valid_or_all(attributions, valid)
-    counts = (valid.sum(dim=1).to(torch.float64) * fraction).round().clamp_min(1).long()
-    counts = torch.minimum(counts, valid.sum(dim=1))
+    counts = rationale_size(valid.sum(dim=1), fraction)
     order = _ranking(attributions, valid)
     positions = torch.arange(attributions.shape[1], device=attributions.device).expand_as(order)
     chosen = positions < counts.unsqueeze(1)

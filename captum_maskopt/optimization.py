@@ -24,6 +24,7 @@ from torch import Tensor
 
 from captum_maskopt.features import FeatureGroups
 from captum_maskopt.hashing import uniform_hash
+from captum_maskopt.metrics import AOPC_FRACTIONS, rationale_size
 from captum_maskopt.objective import Objective, ObjectiveState, example_keys, group_shares, kept_fraction
 from captum_maskopt.parametrizations import MaskParametrization, Params, standardized_scores
 from captum_maskopt.settings import MaskOptimizationSettings
@@ -267,33 +268,76 @@ _SWITCHES_PER_PASS = 8
 
 
 def _removal_effects(predict: Predict, mask: Tensor, pinned: Tensor, at_mask: Tensor) -> Tensor:
-    """Per group, how much ``p_keep - p_remove`` (``at_mask`` at ``mask``, ``(n,)``)
-    falls when the group is switched to the other side of the final ``mask``: fully
-    removed where the mask keeps it (value at least 0.5), fully kept where it removes
-    it (then the rise, negated), every other group as it is. These are the hard
+    """Every free group's :func:`_switch_effects` at the final soft ``mask``: the hard
     removals the metrics make, one group at a time, from where the optimization
-    ended: one forward pass per group."""
+    ended (one forward pass per group)."""
+    return _switch_effects(predict, mask, at_mask, ~pinned)
+
+
+def _switch_effects(
+    predict: Predict, mask: Tensor, at_mask: Tensor, chosen: Tensor
+) -> Tensor:
+    """Per example and chosen group (``chosen``, ``(n, G)``; 0 elsewhere), how much
+    ``p_keep - p_remove`` (``at_mask`` at ``mask``, ``(n,)``) falls when the group
+    alone is switched to the other side of ``mask``: fully removed where the mask
+    keeps it (value at least 0.5), fully kept where it removes it (then the rise,
+    negated, so both read as the group's worth). One forward pass per chosen group,
+    ``_SWITCHES_PER_PASS`` of them stacked along the batch."""
     n = mask.shape[0]
     effects = torch.zeros_like(mask)
-    free = (~pinned).any(dim=0).nonzero().flatten()
+    counts = chosen.sum(dim=1)
+    width = int(counts.max().item()) if n else 0
+    if width == 0:
+        # torch.split of an empty range still yields one (empty) chunk.
+        return effects
+    # Per example its chosen groups first, in group order.
+    order = chosen.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :width]
+    live = torch.arange(width, device=mask.device) < counts.unsqueeze(1)
     rows = torch.arange(n, device=mask.device)
     kept = mask >= 0.5
     with torch.no_grad():
-        for chunk in torch.split(free, _SWITCHES_PER_PASS):
-            switches = len(chunk)
-            # Copy-major: row j * n + i is example i with group chunk[j] switched.
-            switched = chunk.repeat_interleave(n)
-            stacked = torch.arange(switches * n, device=mask.device)
-            was_kept = kept.repeat(switches, 1)[stacked, switched]
-            other_side = mask.repeat(switches, 1)
-            other_side[stacked, switched] = (~was_kept).to(mask.dtype)
-            other_side = other_side.masked_fill(pinned.repeat(switches, 1), 0.0)
-            keep, remove = predict(other_side, rows.repeat(switches))
-            fall = at_mask.repeat(switches) - (keep - remove).mean(dim=0)
-            # A removed group's effect is the rise when it is kept: the same sign as
-            # a kept group's fall when it is removed.
-            effects[:, chunk] = torch.where(was_kept, fall, -fall).view(switches, n).t()
-    return effects.masked_fill(pinned, 0.0)
+        for slots in torch.split(torch.arange(width, device=mask.device), _SWITCHES_PER_PASS):
+            groups = order[:, slots].t().reshape(-1)
+            in_use = live[:, slots].t().reshape(-1)
+            example = rows.repeat(len(slots))[in_use]
+            switched = groups[in_use]
+            was_kept = kept[example, switched]
+            other_side = mask[example].clone()
+            other_side[torch.arange(len(example), device=mask.device), switched] = (~was_kept).to(mask.dtype)
+            keep, remove = predict(other_side, example)
+            fall = at_mask[example] - (keep - remove).mean(dim=0)
+            effects[example, switched] = torch.where(was_kept, fall, -fall)
+    return effects
+
+
+def _banded_level_effects(
+    predict: Predict, scores: Tensor, pinned: Tensor, fractions: Tuple[float, ...]
+) -> Tensor:
+    """Per group, the mean of its :func:`_switch_effects` at the hard rationales that
+    keep each example's top ``fractions`` of its free groups by ``scores`` (counted as
+    the metrics count them), read only at the two whose cut lies next to the group's
+    rank: the smallest rationale that keeps it and the largest that removes it. That
+    is where the removal metrics decide its place; about two passes per group."""
+    valid = ~pinned
+    n_valid = valid.sum(dim=1)
+    order = scores.detach().masked_fill(pinned, float("-inf")).argsort(dim=1, descending=True, stable=True)
+    positions = torch.arange(scores.shape[1], device=scores.device).expand_as(order)
+    rank = torch.empty_like(order).scatter_(1, order, positions)
+    # Rationale sizes per example, from none to all, so that the first and the last
+    # rationale have a neighbour on each side.
+    cuts = [torch.zeros_like(n_valid)]
+    cuts += [rationale_size(n_valid, fraction) for fraction in sorted(set(fractions))]
+    cuts.append(n_valid)
+    total = torch.zeros_like(scores)
+    times = torch.zeros_like(scores)
+    for level in range(1, len(cuts) - 1):
+        context = (rank < cuts[level].unsqueeze(1)) & valid
+        near = (rank >= cuts[level - 1].unsqueeze(1)) & (rank < cuts[level + 1].unsqueeze(1)) & valid
+        with torch.no_grad():
+            keep, remove = predict(context.to(scores.dtype), None)
+        total += _switch_effects(predict, context.to(scores.dtype), (keep - remove).mean(dim=0), near)
+        times += near.to(scores.dtype)
+    return (total / times.clamp_min(1)).masked_fill(pinned, 0.0)
 
 
 def _tie_break_ranks(dependence: Tensor, pinned: Tensor) -> Tensor:
@@ -416,10 +460,15 @@ def optimize_masks(
         # A factor rather than a blend: what the mask removes stays removed, so the
         # attribution's mass stays where the mask puts it (a blend moved a tenth of the
         # quokka's share inside the object out of it on the packaged photos).
-        if settings.tie_break_for(parametrization.n_groups) == "removal":
+        tie_break = settings.tie_break_for(parametrization.n_groups)
+        if tie_break == "removal":
             # The record's views were taken at this same mask: the switches start from
             # them rather than from one more pass.
             dependence = _removal_effects(predict, last_mask, pinned, (keep - remove).mean(dim=0))
+        elif tie_break == "bands":
+            budgets = settings.target_kept_fraction
+            fractions = AOPC_FRACTIONS if budgets is None else budgets if isinstance(budgets, tuple) else (budgets,)
+            dependence = _banded_level_effects(predict, final, pinned, fractions)
         else:
             dependence = _mask_gradient(predict, last_mask, minus_removed=True)
         ranks = _tie_break_ranks(dependence, pinned)

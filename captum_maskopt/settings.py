@@ -118,10 +118,15 @@ def _parametrization_check() -> _Check:
 #: The ``initial_mask`` choices.
 INITIAL_MASKS = ("uniform", "gradient")
 #: The ``tie_break`` choices.
-TIE_BREAKS = ("auto", "removal", "gradient")
-#: The most groups for which ``tie_break="auto"`` takes the removal effects (one
-#: forward pass per group); beyond it, the gradient (one pass whatever the count).
+TIE_BREAKS = ("auto", "bands", "removal", "gradient")
+#: The most groups for which ``tie_break="auto"`` takes the banded removal effects
+#: (about two forward passes per group); beyond it, the gradient (one pass whatever
+#: the count).
 MAX_REMOVAL_GROUPS = 1024
+#: Raised whenever what the defaults compute changes while no default value does (an
+#: ``"auto"`` choice resolving to something new: 2 when ``tie_break="auto"`` went from
+#: removal to bands), so that saved comparison runs keyed on the defaults start afresh.
+DEFAULTS_REVISION = 2
 
 
 def setting(default: Any, doc: str, check: _Check) -> Any:
@@ -162,19 +167,22 @@ class MaskOptimizationSettings:
         _choice(INITIAL_MASKS))
     tie_break_weight: float = setting(
         1.0, "weight of a final ranking of the groups by how much ``p_y(x_keep) - "
-        "p_y(x_rem)`` depends on each of them at the final mask (see ``tie_break``): "
+        "p_y(x_rem)`` depends on each of them (see ``tie_break``): "
         "the attribution becomes ``mask * (1 - w + w * rank)``, with the rank in [0, 1] "
         "from that dependence's standardized score, so that groups the mask keeps or "
         "removes at nearly the same value are ordered by the prediction, and what the "
         "mask removes stays removed; 0 returns the mask itself", _number(0.0, 1.0, high_open=False))
     tie_break: str = setting(
-        "auto", "what the final ranking reads: ``\"removal\"``, the change of "
-        "``p_y(x_keep) - p_y(x_rem)`` when a group is switched to the other side of "
-        "the final mask, fully removed if the mask keeps it and fully kept if it "
-        "removes it, the rest as it is (one forward pass per group, hard removals like "
-        "the metrics'), ``\"gradient\"``, its linear estimate, the "
-        "gradient with respect to the group's mask value (one forward and backward "
-        "pass whatever the number of groups), or ``\"auto\"``: removal for at most "
+        "auto", "what the final ranking reads: ``\"bands\"``, the change of "
+        "``p_y(x_keep) - p_y(x_rem)`` when a group alone is switched to the other side "
+        "of a hard rationale that keeps the groups the mask ranks first, at each "
+        "``target_kept_fraction`` share (ERASER's 1, 5, 10, 20 and 50 % when it is "
+        "None), read at the two rationales whose cut lies next to the group's rank and "
+        "averaged: where the removal metrics decide its place (about two forward "
+        "passes per group), ``\"removal\"``, the same switch at the final soft mask "
+        "(one pass per group), ``\"gradient\"``, its linear estimate, the gradient "
+        "with respect to the group's mask value (one forward and backward pass "
+        "whatever the number of groups), or ``\"auto\"``: bands for at most "
         f"{MAX_REMOVAL_GROUPS} groups, gradient beyond", _choice(TIE_BREAKS))
     probability: str = setting(
         "auto", "how outputs become probabilities: ``\"softmax\"`` over the last "
@@ -286,7 +294,7 @@ class MaskOptimizationSettings:
         """The tie break in force: ``"auto"`` resolved for a mask of ``n_groups``."""
         if self.tie_break != "auto":
             return self.tie_break
-        return "removal" if n_groups <= MAX_REMOVAL_GROUPS else "gradient"
+        return "bands" if n_groups <= MAX_REMOVAL_GROUPS else "gradient"
 
     def cell_size_for(self, grid: Tuple[int, int]) -> int:
         """The cell side in force for a pixel grid: ``None`` resolved for its size."""

@@ -6,7 +6,8 @@ each metric over them, and the planted-shortcut hits so far.
         [--time-ratio METHOD OTHER] [--difference METHOD OTHER]
 
 Only the batches in the file count, so while a run is going the methods may cover
-different documents (a run does all documents of one method before the next);
+different documents (a run explains each batch with every method before the next batch, but
+runs chained into one file with different methods or settings need not cover the same ones);
 ``--common`` keeps only the batches that every method in the file has finished, so the
 methods are compared on the same documents. ``--time-ratio A B`` compares the seconds
 of two methods on the batches both finished (the same documents in the same batches):
@@ -45,12 +46,27 @@ def _texts(result: Dict[str, Any]) -> Tuple[str, ...]:
     return tuple(word["text"] for word in result["words"])
 
 
-def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
+#: ``--kind`` choices: the packaged paragraphs are the batches that carry the
+#: human-evidence metrics, the snippets (and a user's own documents) the others.
+KINDS = ("snippets", "paragraphs")
+
+
+def _results(path: Path, kind: Optional[str]) -> List[Dict[str, Any]]:
+    """The file's batch results (:func:`results_of`), of one ``kind`` if given."""
+    results = results_of(path)
+    if kind is None:
+        return results
+    return [r for r in results if "hits" not in r
+            and ("evidence_documents" in r["totals"]) == (kind == "paragraphs")]
+
+
+def summarize(path: Path, common: bool = False, kind: Optional[str] = None) -> Dict[str, Any]:
     """``{"methods": {name: {"documents": n, metric: mean}}, "shortcut_first_rank":
     {name: {"examples": n, "rate": r}}}`` from the file's complete lines (the evidence
     metrics averaged over the ``evidence_documents`` they were measured on); with
-    ``common``, the methods' means only over the batches that all of them finished."""
-    results = results_of(path)
+    ``common``, the methods' means only over the batches that all of them finished;
+    with ``kind``, over its batches only (no shortcut rows then)."""
+    results = _results(path, kind)
     batches = [r for r in results if "hits" not in r]
     if common:
         done: Dict[str, Set[Tuple[str, ...]]] = defaultdict(set)
@@ -91,12 +107,12 @@ def summarize(path: Path, common: bool = False) -> Dict[str, Any]:
 
 
 def _shared_batches(
-    path: Path, method: str, other: str
+    path: Path, method: str, other: str, kind: Optional[str] = None
 ) -> Tuple[List[Dict[str, float]], List[Dict[str, float]], List[int]]:
     """The totals of ``method`` and of ``other`` on each batch that both finished (the
     same documents), in the same order, and each batch's number of documents."""
     totals: Dict[str, Dict[Tuple[str, ...], Dict[str, float]]] = defaultdict(dict)
-    for result in results_of(path):
+    for result in _results(path, kind):
         if "hits" not in result and result.get("method") in (method, other):
             totals[result["method"]][_texts(result)] = result["totals"]
     shared = sorted(set(totals[method]) & set(totals[other]))
@@ -106,12 +122,12 @@ def _shared_batches(
             [len(b) for b in shared])
 
 
-def time_ratio(path: Path, method: str, other: str) -> Dict[str, Any]:
+def time_ratio(path: Path, method: str, other: str, kind: Optional[str] = None) -> Dict[str, Any]:
     """``{"batches": n, "median": m, "total": t}``: over the ``n`` batches that both
     ``method`` and ``other`` finished, the median of the per-batch ratio of their
     seconds and the ratio of the summed seconds."""
     # totals hold the batch's sum over documents of seconds per example.
-    mine, theirs, _ = _shared_batches(path, method, other)
+    mine, theirs, _ = _shared_batches(path, method, other, kind)
     seconds = [(a["seconds_per_example"], b["seconds_per_example"]) for a, b in zip(mine, theirs)]
     return {
         "batches": len(seconds),
@@ -121,14 +137,15 @@ def time_ratio(path: Path, method: str, other: str) -> Dict[str, Any]:
 
 
 def paired_difference(
-    path: Path, method: str, other: str, resamples: int = 2000, seed: int = 0
+    path: Path, method: str, other: str, resamples: int = 2000, seed: int = 0,
+    kind: Optional[str] = None,
 ) -> Dict[str, Any]:
     """``{"batches": n, "documents": d, metric: {"difference": x, "low": l, "high": h}}``:
     over the ``n`` batches (``d`` documents) that both ``method`` and ``other``
     finished, ``method``'s mean of each metric minus ``other``'s, and the 2.5 and 97.5
     percentiles of that difference over ``resamples`` bootstrap draws of whole batches
     (seeded with ``seed``)."""
-    mine, theirs, sizes = _shared_batches(path, method, other)
+    mine, theirs, sizes = _shared_batches(path, method, other, kind)
     draw = random.Random(seed)
     draws = [draw.choices(range(len(sizes)), k=len(sizes)) for _ in range(resamples)]
     result: Dict[str, Any] = {"batches": len(sizes), "documents": sum(sizes)}
@@ -179,8 +196,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--difference", nargs=2, metavar=("METHOD", "OTHER"),
                         help="METHOD's means minus OTHER's on the batches both finished, "
                              "with 95%% bootstrap intervals")
+    parser.add_argument("--kind", choices=KINDS,
+                        help="only the snippets' batches, or only the paragraphs' (those "
+                             "with the human-evidence metrics); default: all")
     args = parser.parse_args(argv)
-    summary = summarize(args.checkpoint, args.common)
+    summary = summarize(args.checkpoint, args.common, args.kind)
     for shown in (METRICS, COLUMNS[len(METRICS):]):
         if shown is not METRICS and not any(m in row for row in summary["methods"].values() for m in shown):
             continue
@@ -200,7 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not pair:
             continue
         try:
-            figures = compute(args.checkpoint, *pair)
+            figures = compute(args.checkpoint, *pair, kind=args.kind)
         except ValueError as error:
             parser.error(f"--{option.replace('_', '-')}: {error}")
         summary[option] = {"methods": pair, **figures}

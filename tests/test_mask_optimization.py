@@ -138,20 +138,57 @@ def test_removal_tie_break_switches_each_group_to_the_other_side(planted):
     assert not torch.allclose(ranked, gradient, atol=1e-3)
 
 
-def test_removal_tie_break_is_batch_independent_and_auto_picks_it_for_few_groups(mlp):
+def test_bands_tie_break_reads_each_group_at_the_two_cuts_next_to_its_rank(planted):
+    # Of 12 groups the 1, 5, 10, 20 and 50 % rationales keep 1, 1, 1, 2 and 6 groups:
+    # a group is switched at the smallest of them that keeps it and the largest that
+    # removes it (where there is one), and its effect is the mean of the two.
+    torch.manual_seed(3)
+    x = torch.rand(3, 12) + 0.5
+    targets = torch.tensor([0, 1, 1])
+    options = dict(n_steps=60, path_average=False, noise_std=0.0, flip_fraction=0.0)
+    explainer = MaskOptimization(planted)
+    mask = explainer.attribute(x, target=targets, tie_break_weight=0.0, **options)
+    ranked = explainer.attribute(x, target=targets, tie_break="bands", **options)
+
+    def kept_minus_removed(m):
+        probabilities = lambda view: torch.softmax(planted(view), dim=1)[torch.arange(3), targets]
+        return probabilities(m * x) - probabilities((1 - m) * x)
+
+    effects = torch.zeros_like(mask)
+    with torch.no_grad():
+        for row in range(3):
+            rank = torch.empty(12, dtype=torch.long)
+            rank[mask[row].argsort(descending=True)] = torch.arange(12)
+            for g in range(12):
+                cuts = [c for c in (1, 2, 6) if c > rank[g]][:1] + [c for c in (1, 2, 6) if c <= rank[g]][-1:]
+                readings = []
+                for kept in cuts:
+                    context = torch.zeros_like(mask)
+                    context[row, mask[row].argsort(descending=True)[:kept]] = 1.0
+                    switched = context.clone()
+                    switched[row, g] = 1 - switched[row, g]
+                    change = (kept_minus_removed(switched) - kept_minus_removed(context))[row]
+                    readings.append(-change if context[row, g] == 1 else change)
+                effects[row, g] = torch.stack(readings).mean()
+    assert torch.allclose(ranked, mask * _rank(effects), atol=1e-5)
+
+
+@pytest.mark.parametrize("tie_break", ["removal", "bands"])
+def test_switch_tie_breaks_are_batch_independent_and_auto_picks_bands_for_few_groups(mlp, tie_break):
     torch.manual_seed(4)
     x = torch.rand(5, 8)
     targets = [0, 1, 2, 1, 0]
     explainer = MaskOptimization(mlp)
     # More examples and groups than one pass switches: the stacked switches must not
     # mix examples.
-    batch = explainer.attribute(x, target=targets, n_steps=20, tie_break="removal")
+    batch = explainer.attribute(x, target=targets, n_steps=20, tie_break=tie_break)
     single = torch.cat([
-        explainer.attribute(x[i : i + 1], target=targets[i], n_steps=20, tie_break="removal")
+        explainer.attribute(x[i : i + 1], target=targets[i], n_steps=20, tie_break=tie_break)
         for i in range(5)
     ])
     assert torch.allclose(batch, single, atol=1e-5)
-    assert torch.equal(explainer.attribute(x, target=targets, n_steps=20), batch)
+    auto = explainer.attribute(x, target=targets, n_steps=20)
+    assert torch.equal(auto, batch) == (tie_break == "bands")
 
 
 def test_auto_tie_break_takes_the_gradient_beyond_the_removal_limit():

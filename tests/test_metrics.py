@@ -35,6 +35,13 @@ def test_top_fraction_mask_rounds_and_keeps_at_least_one():
         metrics.top_fraction_mask(scores, 0.0)
 
 
+
+def test_rationale_size_rounds_keeps_one_and_never_more_than_there_are():
+    counts = torch.tensor([0, 1, 12, 20, 230])
+    assert metrics.rationale_size(counts, 0.05).tolist() == [0, 1, 1, 1, 12]
+    assert metrics.rationale_size(counts, 0.2).tolist() == [0, 1, 2, 4, 46]
+    assert metrics.rationale_size(counts, 1.0).tolist() == counts.tolist()
+
 def test_comprehensiveness_and_sufficiency():
     rationale = torch.tensor([[True, False, False, False, False]])
     assert metrics.comprehensiveness(probabilities_with, rationale, TARGET).item() == pytest.approx(0.5)

@@ -190,6 +190,32 @@ def test_the_time_ratio_compares_two_methods_on_the_batches_both_finished(tmp_pa
     assert "--time-ratio: no batch finished by both 'A' and 'C'" in capsys.readouterr().err
 
 
+def test_the_summary_and_differences_can_keep_one_kind_of_document(tmp_path, capsys):
+    from captum_maskopt.text.compare import METRICS
+
+    def line(method, texts, value, paragraph):
+        totals = dict.fromkeys(METRICS, value * len(texts))
+        if paragraph:
+            totals.update(evidence_auprc=0.5 * len(texts), evidence_documents=float(len(texts)))
+        result = {"method": method, "words": [{"text": t} for t in texts], "totals": totals}
+        return json.dumps({"run": "r", "batch": f"{method}{texts}", "result": result})
+
+    path = tmp_path / "run.jsonl"
+    path.write_text("\n".join([
+        line("A", ["s"], 1.0, False), line("B", ["s"], 3.0, False),
+        line("A", ["p", "q"], 5.0, True), line("B", ["p", "q"], 4.0, True),
+    ]) + "\n")
+    script = load_script("summarize_checkpoint")
+    assert script.summarize(path)["methods"]["A"]["deletion_auc"] == pytest.approx(11.0 / 3.0)
+    snippets = script.summarize(path, kind="snippets")["methods"]
+    assert snippets["A"]["documents"] == 1 and snippets["A"]["deletion_auc"] == pytest.approx(1.0)
+    paragraphs = script.paired_difference(path, "A", "B", kind="paragraphs")
+    assert paragraphs["documents"] == 2 and paragraphs["deletion_auc"]["difference"] == pytest.approx(1.0)
+    assert script.main([str(path), "--kind", "snippets", "--difference", "A", "B"]) == 0
+    out = capsys.readouterr().out
+    assert "over 1 shared batches (1 documents)" in out and "-2.0000" in out
+
+
 def _record_methods_run(monkeypatch) -> list:
     """From now on, the name of each method that explains a batch (rather than read it
     from the checkpoint) is appended to the list returned."""

@@ -3,7 +3,8 @@ a stopped comparison goes on where it stopped and a summary can be read at any t
 
 A line is ``{"run": RUN, "batch": KEY, "result": RESULT}``. ``RUN`` digests what the
 batches' results depend on besides the batch itself: the model's weights, the package
-version, :data:`REFERENCE_SETTINGS`, the settings' defaults and the seed; ``KEY`` digests the part of the
+version, :data:`REFERENCE_SETTINGS`, the settings' defaults (and
+``settings.DEFAULTS_REVISION``) and the seed; ``KEY`` digests the part of the
 comparison, the method's name as filed (see :func:`method_name`) and the batch's texts
 and labels. Each batch draws its random numbers from a seed of its own
 (:func:`batch_seed`), so a resumed run gives what an uninterrupted one would.
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 import captum_maskopt
-from captum_maskopt.settings import MaskOptimizationSettings
+from captum_maskopt.settings import DEFAULTS_REVISION, MaskOptimizationSettings
 from captum_maskopt.text.integration import text_settings
 
 __all__ = [
@@ -121,7 +122,7 @@ class Checkpoint:
             # to them, so a change of a default starts afresh rather than reusing
             # batches made with the old value.
             [model_fingerprint(model), captum_maskopt.__version__, dict(REFERENCE_SETTINGS), seed,
-             MaskOptimizationSettings().as_record()],
+             MaskOptimizationSettings().as_record(), DEFAULTS_REVISION],
             sort_keys=True,
         ).encode()).hexdigest()
         if self.path.exists():
