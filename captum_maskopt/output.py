@@ -21,13 +21,17 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
+from captum_maskopt.settings import DEFAULTS_REVISION
+
 __all__ = ["ExplanationFile", "read_rows", "run_fingerprint"]
 
 
 def run_fingerprint(run: Mapping[str, Any], row_keys: Sequence[str]) -> str:
     """A short hash of what decides a run's rows: ``run`` (method, settings, options;
-    JSON-serialisable) and one key per input row (its text or file), in order."""
-    digest = hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode())
+    JSON-serialisable), one key per input row (its text or file), in order, and
+    :data:`~captum_maskopt.settings.DEFAULTS_REVISION`, since an ``"auto"`` setting
+    can change what it computes while the settings read the same."""
+    digest = hashlib.sha256(json.dumps([run, DEFAULTS_REVISION], sort_keys=True, default=str).encode())
     for key in row_keys:
         digest.update(b"\0" + key.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]

@@ -89,6 +89,14 @@ def test_explanation_file_resumes_drops_a_torn_row_and_restarts_for_another_run(
     assert run_fingerprint({"a": 1}, ["x"]) != run_fingerprint({"a": 1}, ["y"])
 
 
+def test_the_run_fingerprint_changes_with_the_defaults_revision(monkeypatch):
+    from captum_maskopt import output
+
+    before = run_fingerprint({"a": 1}, ["x"])
+    monkeypatch.setattr(output, "DEFAULTS_REVISION", output.DEFAULTS_REVISION + 1)
+    assert run_fingerprint({"a": 1}, ["x"]) != before
+
+
 @pytest.fixture(scope="module")
 def explainer(saved_text_classifier):
     from captum_maskopt.text import TextExplainer
