@@ -265,6 +265,7 @@ def _midpoint_gradient(predict: Predict, pinned: Tensor, dtype: torch.dtype) -> 
 # Groups switched per pass of the removal tie break: their views are stacked along
 # the batch, so a pass holds this many times one step's views (without gradients).
 _SWITCHES_PER_PASS = 8
+_EFFECT_RESOLUTION = 1e-6
 
 
 def _removal_effects(predict: Predict, mask: Tensor, pinned: Tensor, at_mask: Tensor) -> Tensor:
@@ -310,6 +311,9 @@ def _switch_effects(
     return effects
 
 
+_RANK_RESOLUTION = 1e-4
+
+
 def _banded_level_effects(
     predict: Predict, scores: Tensor, pinned: Tensor, fractions: Tuple[float, ...]
 ) -> Tensor:
@@ -320,7 +324,11 @@ def _banded_level_effects(
     is where the removal metrics decide its place; about two passes per group."""
     valid = ~pinned
     n_valid = valid.sum(dim=1)
-    order = scores.detach().masked_fill(pinned, float("-inf")).argsort(dim=1, descending=True, stable=True)
+    # Scores closer than _RANK_RESOLUTION rank as ties, broken by group order, so that
+    # the float rounding of batched arithmetic cannot reorder equal mask values (and
+    # with them the rationales) between a batch and its examples one at a time.
+    key = torch.round(scores.detach() / _RANK_RESOLUTION).masked_fill(pinned, float("-inf"))
+    order = key.argsort(dim=1, descending=True, stable=True)
     positions = torch.arange(scores.shape[1], device=scores.device).expand_as(order)
     rank = torch.empty_like(order).scatter_(1, order, positions)
     # Rationale sizes per example, from none to all, so that the first and the last
@@ -337,12 +345,17 @@ def _banded_level_effects(
             keep, remove = predict(context.to(scores.dtype), None)
         total += _switch_effects(predict, context.to(scores.dtype), (keep - remove).mean(dim=0), near)
         times += near.to(scores.dtype)
-    return (total / times.clamp_min(1)).masked_fill(pinned, 0.0)
+    mean = total / times.clamp_min(1)
+    # Changes of a probability below _EFFECT_RESOLUTION are float rounding (groups read
+    # at different rationales, whose noise differs), which the standardizing of
+    # _tie_break_ranks would blow up into a ranking: groups that change the prediction
+    # alike then rank alike, in a batch and one example at a time.
+    return (torch.round(mean / _EFFECT_RESOLUTION) * _EFFECT_RESOLUTION).masked_fill(pinned, 0.0)
 
 
 def _tie_break_ranks(dependence: Tensor, pinned: Tensor) -> Tensor:
-    """Per group, in [0, 1]: how much ``p_keep - p_remove`` depends on the group at
-    the final mask (its :func:`_removal_effects`, or the gradient: the sum of the input
+    """Per group, in [0, 1]: how much ``p_keep - p_remove`` depends on the group (its
+    :func:`_banded_level_effects` or :func:`_removal_effects`, or the gradient: the sum of the input
     gradients at the kept and at the removed view, each times (input - baseline)),
     standardized and mapped linearly from [-3, 3]."""
     limit = 3.0
