@@ -106,22 +106,29 @@ def test_tie_break_ranks_groups_by_their_effect_at_the_final_mask(tie_break):
     assert torch.allclose(ranked, mask * _rank(slope), atol=1e-5)
 
 
-def test_removal_tie_break_switches_each_group_to_the_other_side(planted):
-    # Through a softmax the effect is not linear in the mask: it is the change of
-    # p(x_keep) - p(x_rem) when one group is switched to the other side of the final
-    # mask (kept groups removed, removed ones kept), recomputed here by hand.
+def _switch_case(planted):
+    """Three examples of 12 groups through the planted softmax model, the options of a
+    noiseless run, and ``p(x_keep) - p(x_rem)`` of a mask for recomputing switches."""
     torch.manual_seed(3)
     x = torch.rand(3, 12) + 0.5
     targets = torch.tensor([0, 1, 1])
     options = dict(n_steps=60, path_average=False, noise_std=0.0, flip_fraction=0.0)
-    explainer = MaskOptimization(planted)
-    mask = explainer.attribute(x, target=targets, tie_break_weight=0.0, **options)
-    ranked = explainer.attribute(x, target=targets, tie_break="removal", **options)
-    assert (mask >= 0.5).any() and (mask < 0.5).any(), "both sides are switched"
 
     def kept_minus_removed(m):
         probabilities = lambda view: torch.softmax(planted(view), dim=1)[torch.arange(3), targets]
         return probabilities(m * x) - probabilities((1 - m) * x)
+
+    return MaskOptimization(planted), x, targets, options, kept_minus_removed
+
+
+def test_removal_tie_break_switches_each_group_to_the_other_side(planted):
+    # Through a softmax the effect is not linear in the mask: it is the change of
+    # p(x_keep) - p(x_rem) when one group is switched to the other side of the final
+    # mask (kept groups removed, removed ones kept), recomputed here by hand.
+    explainer, x, targets, options, kept_minus_removed = _switch_case(planted)
+    mask = explainer.attribute(x, target=targets, tie_break_weight=0.0, **options)
+    ranked = explainer.attribute(x, target=targets, tie_break="removal", **options)
+    assert (mask >= 0.5).any() and (mask < 0.5).any(), "both sides are switched"
 
     with torch.no_grad():
         at_mask = kept_minus_removed(mask)
@@ -142,17 +149,9 @@ def test_bands_tie_break_reads_each_group_at_the_two_cuts_next_to_its_rank(plant
     # Of 12 groups the 1, 5, 10, 20 and 50 % rationales keep 1, 1, 1, 2 and 6 groups:
     # a group is switched at the smallest of them that keeps it and the largest that
     # removes it (where there is one), and its effect is the mean of the two.
-    torch.manual_seed(3)
-    x = torch.rand(3, 12) + 0.5
-    targets = torch.tensor([0, 1, 1])
-    options = dict(n_steps=60, path_average=False, noise_std=0.0, flip_fraction=0.0)
-    explainer = MaskOptimization(planted)
+    explainer, x, targets, options, kept_minus_removed = _switch_case(planted)
     mask = explainer.attribute(x, target=targets, tie_break_weight=0.0, **options)
     ranked = explainer.attribute(x, target=targets, tie_break="bands", **options)
-
-    def kept_minus_removed(m):
-        probabilities = lambda view: torch.softmax(planted(view), dim=1)[torch.arange(3), targets]
-        return probabilities(m * x) - probabilities((1 - m) * x)
 
     effects = torch.zeros_like(mask)
     with torch.no_grad():
