@@ -341,6 +341,10 @@ def _banded_level_effects(
     for level in range(1, len(cuts) - 1):
         context = (rank < cuts[level].unsqueeze(1)) & valid
         near = (rank >= cuts[level - 1].unsqueeze(1)) & (rank < cuts[level + 1].unsqueeze(1)) & valid
+        if not bool(near.any()):
+            # A level that repeats its neighbour's size (1 % and 5 % of a snippet are
+            # both one word) reads no group: skip its forward pass.
+            continue
         with torch.no_grad():
             keep, remove = predict(context.to(scores.dtype), None)
         total += _switch_effects(predict, context.to(scores.dtype), (keep - remove).mean(dim=0), near)
