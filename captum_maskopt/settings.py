@@ -322,7 +322,8 @@ SETTING_NAMES: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MaskOp
 #: :func:`default_preset`). The defaults were chosen on the validation split of the text
 #: comparison, at word and at token level: a kept share drawn at every step from the
 #: levels that removal metrics read, the path average, the hinge, 100 steps and a final
-#: ranking by each group's removal effect at the final mask (``tie_break_weight=1``).
+#: ranking by each group's removal effect at the hard rationales next to its rank
+#: (``tie_break_weight=1``, ``tie_break="auto"``: bands up to 1024 groups).
 #: ``"image"`` keeps, for images, the settings measured best there so far (one budget-
 #: free compactness term, the log form, the final mask, 200 steps): on the packaged
 #: photos the text defaults lowered the deletion AUC but also the insertion AUC and the

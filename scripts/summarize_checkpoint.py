@@ -3,9 +3,15 @@ run, finished or not: for each method, how many documents are done and the mean 
 each metric over them, and the planted-shortcut hits so far.
 
     python scripts/summarize_checkpoint.py run.jsonl [--common] [--json summary.json]
-        [--time-ratio METHOD OTHER] [--difference METHOD OTHER]
+        [--time-ratio METHOD OTHER] [--difference METHOD OTHER] [--run all|KEY]
 
-Only the batches in the file count, so while a run is going the methods may cover
+Only the batches in the file count, and only those of one run: the lines of a file
+carry the key of the run that wrote them (the model, the package version, the
+settings' defaults and the seed; see ``captum_maskopt.text.checkpoint``), and a change
+of any of these files the same documents again under a new key. The summary reads the
+run that wrote the file's last line unless ``--run`` names another (a key or its first
+characters) or ``all``, so that results of two models or two sets of defaults are
+never averaged together. Within the run, while it is going, the methods may cover
 different documents (a run explains each batch with every method before the next batch, but
 runs chained into one file with different methods or settings need not cover the same ones);
 ``--common`` keeps only the batches that every method in the file has finished, so the
@@ -29,7 +35,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from captum_maskopt.text.checkpoint import results_of
+from captum_maskopt.text.checkpoint import results_of, runs_of
 from captum_maskopt.text.compare import EVIDENCE_METRICS, METRICS
 
 #: Every column of a batch's totals: a sum over its documents, or for the evidence
@@ -51,22 +57,47 @@ def _texts(result: Dict[str, Any]) -> Tuple[str, ...]:
 KINDS = ("snippets", "paragraphs")
 
 
-def _results(path: Path, kind: Optional[str]) -> List[Dict[str, Any]]:
-    """The file's batch results (:func:`results_of`), of one ``kind`` if given."""
-    results = results_of(path)
+#: ``run`` values besides a key: the run that wrote the file's last line, or every run.
+LATEST_RUN, ALL_RUNS = "latest", "all"
+
+
+def chosen_runs(path: Path, run: str = LATEST_RUN) -> Optional[List[str]]:
+    """The run keys that ``run`` names in the file at ``path``: the one that wrote its
+    last line (``"latest"``), None for every run (``"all"``), or the one key that
+    starts with ``run``; a prefix that names no key, or more than one, raises
+    ``ValueError``."""
+    keys = runs_of(path)
+    if run == ALL_RUNS:
+        return None
+    if run == LATEST_RUN:
+        return keys[-1:]
+    matching = [key for key in keys if key.startswith(run)]
+    if len(matching) != 1:
+        raise ValueError(f"run {run!r} names {len(matching)} of the file's runs "
+                         f"({', '.join(key[:8] for key in keys) or 'none'})")
+    return matching
+
+
+def _results(path: Path, kind: Optional[str], run: str = LATEST_RUN) -> List[Dict[str, Any]]:
+    """The batch results (:func:`results_of`) of the runs ``run`` names
+    (:func:`chosen_runs`), of one ``kind`` if given."""
+    results = results_of(path, chosen_runs(path, run))
     if kind is None:
         return results
     return [r for r in results if "hits" not in r
             and ("evidence_documents" in r["totals"]) == (kind == "paragraphs")]
 
 
-def summarize(path: Path, common: bool = False, kind: Optional[str] = None) -> Dict[str, Any]:
+def summarize(
+    path: Path, common: bool = False, kind: Optional[str] = None, run: str = LATEST_RUN
+) -> Dict[str, Any]:
     """``{"methods": {name: {"documents": n, metric: mean}}, "shortcut_first_rank":
     {name: {"examples": n, "rate": r}}}`` from the file's complete lines (the evidence
     metrics averaged over the ``evidence_documents`` they were measured on); with
     ``common``, the methods' means only over the batches that all of them finished;
-    with ``kind``, over its batches only (no shortcut rows then)."""
-    results = _results(path, kind)
+    with ``kind``, over its batches only (no shortcut rows then); of the runs ``run``
+    names (:func:`chosen_runs`)."""
+    results = _results(path, kind, run)
     batches = [r for r in results if "hits" not in r]
     if common:
         done: Dict[str, Set[Tuple[str, ...]]] = defaultdict(set)
@@ -107,12 +138,12 @@ def summarize(path: Path, common: bool = False, kind: Optional[str] = None) -> D
 
 
 def _shared_batches(
-    path: Path, method: str, other: str, kind: Optional[str] = None
+    path: Path, method: str, other: str, kind: Optional[str] = None, run: str = LATEST_RUN
 ) -> Tuple[List[Dict[str, float]], List[Dict[str, float]], List[int]]:
     """The totals of ``method`` and of ``other`` on each batch that both finished (the
     same documents), in the same order, and each batch's number of documents."""
     totals: Dict[str, Dict[Tuple[str, ...], Dict[str, float]]] = defaultdict(dict)
-    for result in _results(path, kind):
+    for result in _results(path, kind, run):
         if "hits" not in result and result.get("method") in (method, other):
             totals[result["method"]][_texts(result)] = result["totals"]
     shared = sorted(set(totals[method]) & set(totals[other]))
@@ -122,12 +153,14 @@ def _shared_batches(
             [len(b) for b in shared])
 
 
-def time_ratio(path: Path, method: str, other: str, kind: Optional[str] = None) -> Dict[str, Any]:
+def time_ratio(
+    path: Path, method: str, other: str, kind: Optional[str] = None, run: str = LATEST_RUN
+) -> Dict[str, Any]:
     """``{"batches": n, "median": m, "total": t}``: over the ``n`` batches that both
     ``method`` and ``other`` finished, the median of the per-batch ratio of their
     seconds and the ratio of the summed seconds."""
     # totals hold the batch's sum over documents of seconds per example.
-    mine, theirs, _ = _shared_batches(path, method, other, kind)
+    mine, theirs, _ = _shared_batches(path, method, other, kind, run)
     seconds = [(a["seconds_per_example"], b["seconds_per_example"]) for a, b in zip(mine, theirs)]
     return {
         "batches": len(seconds),
@@ -138,14 +171,14 @@ def time_ratio(path: Path, method: str, other: str, kind: Optional[str] = None) 
 
 def paired_difference(
     path: Path, method: str, other: str, resamples: int = 2000, seed: int = 0,
-    kind: Optional[str] = None,
+    kind: Optional[str] = None, run: str = LATEST_RUN,
 ) -> Dict[str, Any]:
     """``{"batches": n, "documents": d, metric: {"difference": x, "low": l, "high": h}}``:
     over the ``n`` batches (``d`` documents) that both ``method`` and ``other``
     finished, ``method``'s mean of each metric minus ``other``'s, and the 2.5 and 97.5
     percentiles of that difference over ``resamples`` bootstrap draws of whole batches
     (seeded with ``seed``)."""
-    mine, theirs, sizes = _shared_batches(path, method, other, kind)
+    mine, theirs, sizes = _shared_batches(path, method, other, kind, run)
     draw = random.Random(seed)
     draws = [draw.choices(range(len(sizes)), k=len(sizes)) for _ in range(resamples)]
     result: Dict[str, Any] = {"batches": len(sizes), "documents": sum(sizes)}
@@ -199,8 +232,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--kind", choices=KINDS,
                         help="only the snippets' batches, or only the paragraphs' (those "
                              "with the human-evidence metrics); default: all")
+    parser.add_argument("--run", default=LATEST_RUN,
+                        help="the run to read: 'latest' (the one that wrote the file's last "
+                             "line, the default), 'all', or a run key or its first characters")
     args = parser.parse_args(argv)
-    summary = summarize(args.checkpoint, args.common, args.kind)
+    try:
+        runs = chosen_runs(args.checkpoint, args.run)
+    except ValueError as error:
+        parser.error(f"--run: {error}")
+    left_out = [key for key in runs_of(args.checkpoint) if runs is not None and key not in runs]
+    if left_out:
+        print(f"run {runs[0][:8]}; left out: the lines of run(s) {', '.join(k[:8] for k in left_out)} "
+              f"(--run all reads them too)")
+    summary = summarize(args.checkpoint, args.common, args.kind, args.run)
     for shown in (METRICS, COLUMNS[len(METRICS):]):
         if shown is not METRICS and not any(m in row for row in summary["methods"].values() for m in shown):
             continue
@@ -220,7 +264,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not pair:
             continue
         try:
-            figures = compute(args.checkpoint, *pair, kind=args.kind)
+            figures = compute(args.checkpoint, *pair, kind=args.kind, run=args.run)
         except ValueError as error:
             parser.error(f"--{option.replace('_', '-')}: {error}")
         summary[option] = {"methods": pair, **figures}

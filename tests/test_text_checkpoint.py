@@ -216,6 +216,31 @@ def test_the_summary_and_differences_can_keep_one_kind_of_document(tmp_path, cap
     assert "over 1 shared batches (1 documents)" in out and "-2.0000" in out
 
 
+def test_the_summary_reads_one_run_unless_told_otherwise(tmp_path, capsys):
+    from captum_maskopt.text.compare import METRICS
+
+    def line(run, method, value):
+        result = {"method": method, "words": [{"text": "a"}], "totals": dict.fromkeys(METRICS, value)}
+        return json.dumps({"run": run, "batch": method, "result": result})
+
+    # The same batch filed by an old run (another model, say) and by the latest one.
+    path = tmp_path / "run.jsonl"
+    path.write_text("\n".join([
+        line("old1", "A", 9.0), line("old1", "B", 0.0), line("new2", "A", 1.0), line("new2", "B", 3.0),
+    ]) + "\n")
+    script = load_script("summarize_checkpoint")
+    assert script.summarize(path)["methods"]["A"] == {"documents": 1, **dict.fromkeys(METRICS, 1.0)}
+    assert script.summarize(path, run="old")["methods"]["A"]["deletion_auc"] == 9.0
+    assert script.summarize(path, run="all")["methods"]["A"]["documents"] == 2
+    assert script.paired_difference(path, "A", "B")["deletion_auc"]["difference"] == -2.0
+    assert script.paired_difference(path, "A", "B", run="old1")["deletion_auc"]["difference"] == 9.0
+    assert script.main([str(path)]) == 0
+    assert "left out: the lines of run(s) old1" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main([str(path), "--run", "x"])
+    assert "--run: run 'x' names 0 of the file's runs (old1, new2)" in capsys.readouterr().err
+
+
 def _record_methods_run(monkeypatch) -> list:
     """From now on, the name of each method that explains a batch (rather than read it
     from the checkpoint) is appended to the list returned."""

@@ -33,7 +33,7 @@ from captum_maskopt.text.integration import text_settings
 
 __all__ = [
     "REFERENCE_SETTINGS", "Checkpoint", "read_checkpoint", "batch_key", "batch_seed",
-    "method_name", "model_fingerprint", "results_of",
+    "method_name", "model_fingerprint", "results_of", "runs_of",
 ]
 
 #: The settings MaskOptimization's names are relative to: the text settings of the
@@ -148,10 +148,22 @@ class Checkpoint:
                 handle.flush()
 
 
-def results_of(path: PathLike) -> List[Dict[str, Any]]:
-    """Every batch result in the file, whatever its run; a batch filed again (rescored
-    when a metric was added) counts once, with its last result."""
+def runs_of(path: PathLike) -> List[str]:
+    """The run keys of the file's lines, each once, in the order of their last line
+    (the run that wrote last comes last)."""
+    order: Dict[str, None] = {}
+    for entry in read_checkpoint(path):
+        order.pop(entry["run"], None)
+        order[entry["run"]] = None
+    return list(order)
+
+
+def results_of(path: PathLike, runs: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
+    """The batch results in the file, of the run keys in ``runs`` (None: every run); a
+    batch filed again (rescored when a metric was added) counts once, with its last
+    result."""
     latest: Dict[Tuple[str, str], Dict[str, Any]] = {}
     for entry in read_checkpoint(path):
-        latest[(entry["run"], entry["batch"])] = entry["result"]
+        if runs is None or entry["run"] in runs:
+            latest[(entry["run"], entry["batch"])] = entry["result"]
     return list(latest.values())
