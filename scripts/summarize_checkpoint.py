@@ -7,8 +7,8 @@ each metric over them, and the planted-shortcut hits so far.
 
 Only the batches in the file count, and only those of one run: the lines of a file
 carry the key of the run that wrote them (the model, the package version, the
-settings' defaults and the seed; see ``captum_maskopt.text.checkpoint``), and a change
-of any of these files the same documents again under a new key. The summary reads the
+settings' defaults and the seed; see ``captum_maskopt.text.checkpoint``), and after a
+change of any of these a run files the same documents again under a new key. The summary reads the
 run that wrote the file's last line unless ``--run`` names another (a key or its first
 characters) or ``all``, so that results of two models or two sets of defaults are
 never averaged together. Within the run, while it is going, the methods may cover
