@@ -551,8 +551,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     text.add_argument("--report-documents", type=_at_least(0), default=10,
                       help="documents in the HTML report (default 10)")
     text.add_argument("--checkpoint", metavar="PATH",
-                      help="append each finished batch to PATH (JSON lines) and skip the "
-                           "batches already there, so a stopped run goes on where it stopped")
+                      help="append each finished batch to PATH (JSON lines; compressed when "
+                           "PATH ends in .xz or .gz) and skip the batches already there, so a "
+                           "stopped run goes on where it stopped")
     text.add_argument("--mask-setting", action="append", metavar="NAME=VALUE",
                       help="a MaskOptimization setting (a field of MaskOptimizationSettings) "
                            "over its defaults (repeatable), e.g. target_kept_fraction=0.1")

@@ -18,12 +18,31 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from captum_maskopt.settings import DEFAULTS_REVISION
 
-__all__ = ["ExplanationFile", "read_rows", "run_fingerprint"]
+__all__ = ["ExplanationFile", "read_rows", "run_fingerprint", "write_atomically"]
+
+
+def write_atomically(path: Union[str, Path], data: bytes) -> None:
+    """Write ``data`` to a temporary file in ``path``'s folder, then rename it over
+    ``path``: a reader, or a run killed midway, never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def run_fingerprint(run: Mapping[str, Any], row_keys: Sequence[str]) -> str:

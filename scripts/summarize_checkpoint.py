@@ -2,8 +2,10 @@
 run, finished or not: for each method, how many documents are done and the mean of
 each metric over them, and the planted-shortcut hits so far.
 
-    python scripts/summarize_checkpoint.py run.jsonl [--common] [--json summary.json]
+    python scripts/summarize_checkpoint.py run.jsonl[.xz] [--common] [--json summary.json]
         [--time-ratio METHOD OTHER] [--difference METHOD OTHER] [--run all|KEY]
+
+The file may be plain or compressed (``.xz``, ``.gz``), as the comparison wrote it.
 
 Only the batches in the file count, and only those of one run: the lines of a file
 carry the key of the run that wrote them (the model, the package version, the

@@ -379,3 +379,79 @@ def test_every_method_explains_a_batch_before_the_next_batch_starts(
                             batch_size=2, checkpoint=tmp_path / "run.jsonl")
     # A run stopped after any batch has both methods on the batches it finished.
     assert ran == ["InputXGradient", "IntegratedGradients", "InputXGradient", "IntegratedGradients"]
+
+
+def _streams(path):
+    """How many whole compressed streams the file holds, and whether bytes are left over."""
+    import lzma
+    import zlib
+
+    data, count = path.read_bytes(), 0
+    while data:
+        decompressor = (lzma.LZMADecompressor() if path.suffix == ".xz"
+                        else zlib.decompressobj(wbits=16 + zlib.MAX_WBITS))
+        try:
+            decompressor.decompress(data)
+        except (lzma.LZMAError, zlib.error):
+            return count, True
+        if not decompressor.eof:
+            return count, True
+        count, data = count + 1, decompressor.unused_data
+    return count, False
+
+
+@pytest.mark.parametrize("suffix", [".xz", ".gz"])
+def test_a_compressed_checkpoint_appends_a_stream_per_batch_and_compacts_on_opening(tmp_path, suffix):
+    from captum_maskopt.text.checkpoint import Checkpoint, read_checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    path, plain = tmp_path / f"run.jsonl{suffix}", tmp_path / "run.jsonl"
+    for target in (path, plain):
+        log = Checkpoint(target, model, 0)
+        for number in range(3):
+            log.add(f"batch {number}", {"totals": {"aopc_comprehensiveness": number / 3}, "words": ["x" * 50] * 20})
+    assert _streams(path) == (3, False)
+    assert list(read_checkpoint(path)) == list(read_checkpoint(plain))
+    # Opening again rewrites the file as one stream, smaller than the three, same lines.
+    size = path.stat().st_size
+    resumed = Checkpoint(path, model, 0)
+    assert _streams(path) == (1, False) and path.stat().st_size < size
+    assert list(read_checkpoint(path)) == list(read_checkpoint(plain))
+    assert sorted(resumed.done) == ["batch 0", "batch 1", "batch 2"]
+
+    # A run killed while writing a batch leaves a stream cut short: that batch is lost,
+    # the others are kept, and the next batch is appended readably after them.
+    resumed.add("batch 3", {"totals": {}, "words": []})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 5])
+    assert [entry["batch"] for entry in read_checkpoint(path)] == ["batch 0", "batch 1", "batch 2"]
+    again = Checkpoint(path, model, 0)
+    assert sorted(again.done) == ["batch 0", "batch 1", "batch 2"]
+    again.add("batch 3", {"totals": {}, "words": []})
+    assert [entry["batch"] for entry in read_checkpoint(path)] == ["batch 0", "batch 1", "batch 2", "batch 3"]
+    again.close()
+    assert _streams(path) == (1, False)
+
+
+def test_a_compressed_checkpoint_that_is_not_one_is_refused_and_kept(tmp_path):
+    from captum_maskopt.text.checkpoint import Checkpoint
+
+    path = tmp_path / "run.jsonl.xz"
+    path.write_text('{"run": "r", "batch": "b", "result": {}}\n')
+    with pytest.raises(ValueError, match=r"run\.jsonl\.xz.*no complete \.xz stream"):
+        Checkpoint(path, torch.nn.Linear(2, 2), 0)
+    assert path.read_text() == '{"run": "r", "batch": "b", "result": {}}\n'
+
+
+def test_a_comparison_leaves_its_compressed_checkpoint_as_one_stream(sentiment, documents, tmp_path):
+    from captum_maskopt.text.compare import compare_methods
+    from captum_maskopt.text.integration import TextExplainer
+
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents
+    path = tmp_path / "run.jsonl.xz"
+    results, _ = compare_methods(explainer, texts, labels, ["InputXGradient"], batch_size=1, checkpoint=path)
+    assert _streams(path) == (1, False)
+    summary = load_script("summarize_checkpoint").summarize(path)["methods"]["InputXGradient"]
+    assert summary["documents"] == 3
+    assert summary["aopc_comprehensiveness"] == pytest.approx(results["InputXGradient"]["aopc_comprehensiveness"])

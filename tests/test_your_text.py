@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from captum_maskopt.cli import main
-from captum_maskopt.output import ExplanationFile, read_rows, run_fingerprint
+from captum_maskopt.output import ExplanationFile, read_rows, run_fingerprint, write_atomically
 from captum_maskopt.tables import InputError, MissingColumnError, column, read_table
 
 ROWS = [
@@ -87,6 +87,21 @@ def test_explanation_file_resumes_drops_a_torn_row_and_restarts_for_another_run(
     assert other.done == set() and "another run" in other.status
     assert read_rows(path) == []
     assert run_fingerprint({"a": 1}, ["x"]) != run_fingerprint({"a": 1}, ["y"])
+
+
+def test_an_atomic_write_replaces_the_file_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = tmp_path / "deep" / "file.bin"
+    write_atomically(path, b"first")
+    assert path.read_bytes() == b"first"
+
+    def broken_replace(source, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("captum_maskopt.output.os.replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, b"second")
+    assert path.read_bytes() == b"first"
+    assert [p.name for p in path.parent.iterdir()] == ["file.bin"]  # no temporary left
 
 
 def test_the_run_fingerprint_changes_with_the_defaults_revision(monkeypatch):

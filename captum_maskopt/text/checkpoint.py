@@ -9,6 +9,12 @@ comparison, the method's name as filed (see :func:`method_name`) and the batch's
 and labels. Each batch draws its random numbers from a seed of its own
 (:func:`batch_seed`), so a resumed run gives what an uninterrupted one would.
 
+A path ending in ``.xz`` or ``.gz`` is kept compressed (the per-word scores of long
+documents make a plain file large): each finished batch is appended as a compressed
+stream of its own, so a run killed mid-write loses at most that batch, and opening the
+file again rewrites it as one stream (:func:`compact_checkpoint`), which compresses far
+better because the batches of one document repeat its text.
+
 MaskOptimization's batches are filed under a name that carries its settings where they
 differ from :data:`REFERENCE_SETTINGS`; with today's defaults that name is
 ``MaskOptimization {"target_kept_fraction": [0.01, 0.05, 0.1, 0.2, 0.5]}``. A run with
@@ -19,21 +25,25 @@ depend on those settings, are shared; a change of a default starts afresh.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
+import lzma
+import zlib
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 import captum_maskopt
+from captum_maskopt.output import write_atomically
 from captum_maskopt.settings import DEFAULTS_REVISION, MaskOptimizationSettings
 from captum_maskopt.text.integration import text_settings
 
 __all__ = [
     "REFERENCE_SETTINGS", "Checkpoint", "read_checkpoint", "batch_key", "batch_seed",
-    "method_name", "model_fingerprint", "results_of", "runs_of",
+    "compact_checkpoint", "method_name", "model_fingerprint", "results_of", "runs_of",
 ]
 
 #: The settings MaskOptimization's names are relative to: the text settings of the
@@ -44,16 +54,83 @@ REFERENCE_SETTINGS: Mapping[str, Any] = {"target_kept_fraction": 0.05, "path_ave
 PathLike = Union[str, Path]
 
 
-def read_checkpoint(path: PathLike) -> Iterator[Dict[str, Any]]:
-    """The complete lines of a checkpoint file as dicts with ``run``, ``batch`` and
-    ``result``; a line cut short when a run was killed is skipped."""
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+#: Per compressed suffix: a fresh decompressor of one stream, and the compression of one.
+_CODECS: Dict[str, Tuple[Callable[[], _Decompressor], Callable[[bytes], bytes]]] = {
+    ".xz": (lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ), lambda data: lzma.compress(data, preset=6)),
+    ".gz": (lambda: zlib.decompressobj(wbits=16 + zlib.MAX_WBITS), lambda data: gzip.compress(data, 9, mtime=0)),
+}
+
+
+def _codec(path: Path) -> Optional[Tuple[Callable[[], _Decompressor], Callable[[bytes], bytes]]]:
+    return _CODECS.get(path.suffix.lower())
+
+
+def _read_streams(path: Path) -> Tuple[str, int, int]:
+    """The text of the file's complete compressed streams, how many there are, and the
+    byte length they take (a stream cut short when a run was killed, and what follows
+    it, is left out); a plain file's whole text, 1 and its length."""
+    data = path.read_bytes()
+    codec = _codec(path)
+    if codec is None:
+        return data.decode("utf-8", errors="replace"), 1, len(data)
+    parts, streams, offset = [], 0, 0
+    while offset < len(data):
+        decompressor = codec[0]()
+        try:
+            text = decompressor.decompress(data[offset:])
+        except (lzma.LZMAError, zlib.error):
+            break
+        if not decompressor.eof:
+            break
+        parts.append(text)
+        streams += 1
+        offset = len(data) - len(decompressor.unused_data)
+    return b"".join(parts).decode("utf-8", errors="replace"), streams, offset
+
+
+def _complete_lines(text: str) -> Iterator[Dict[str, Any]]:
+    for line in text.splitlines():
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(entry, dict) and {"run", "batch", "result"} <= set(entry):
             yield entry
+
+
+def read_checkpoint(path: PathLike) -> Iterator[Dict[str, Any]]:
+    """The complete lines of a checkpoint file (plain, ``.xz`` or ``.gz``) as dicts with
+    ``run``, ``batch`` and ``result``; a line or stream cut short when a run was killed
+    is skipped."""
+    yield from _complete_lines(_read_streams(Path(path))[0])
+
+
+def compact_checkpoint(path: PathLike) -> None:
+    """Rewrite a compressed checkpoint file as one stream of its complete lines,
+    dropping a stream cut short; the file is replaced at once, so a kill midway leaves
+    the old one. Nothing to do for a plain file or one that is a single whole stream."""
+    path = Path(path)
+    codec = _codec(path)
+    if codec is None or not path.exists():
+        return
+    text, streams, length = _read_streams(path)
+    if streams == 0 and length < path.stat().st_size:
+        raise ValueError(f"checkpoint {path} holds no complete {path.suffix} stream; "
+                         "expected a file this package wrote (or none)")
+    if streams <= 1 and length == path.stat().st_size:
+        return
+    lines = "".join(line + "\n" for line in text.splitlines() if line)
+    write_atomically(path, codec[1](lines.encode("utf-8")))
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -109,7 +186,8 @@ def batch_seed(seed: int, key: str) -> Iterator[None]:
 
 class Checkpoint:
     """The finished batches of a comparison of ``model`` with ``seed``, kept in the
-    JSON-lines file ``path`` (None keeps them in memory only)."""
+    JSON-lines file ``path``, compressed when it ends in ``.xz`` or ``.gz`` (None keeps
+    them in memory only)."""
 
     def __init__(self, path: Optional[PathLike], model: nn.Module, seed: int) -> None:
         self.path = None if path is None else Path(path)
@@ -125,7 +203,12 @@ class Checkpoint:
              MaskOptimizationSettings().as_record(), DEFAULTS_REVISION],
             sort_keys=True,
         ).encode()).hexdigest()
-        if self.path.exists():
+        if self.path.exists() and _codec(self.path) is not None:
+            compact_checkpoint(self.path)
+            for entry in read_checkpoint(self.path):
+                if entry["run"] == self.run:
+                    self.done[entry["batch"]] = entry["result"]
+        elif self.path.exists():
             content = self.path.read_text(encoding="utf-8")
             if content and not content.endswith("\n"):
                 # End the cut line, so the next batch starts a line of its own.
@@ -142,10 +225,19 @@ class Checkpoint:
     def add(self, key: str, result: Dict[str, Any]) -> None:
         """File a finished batch, appending it to the file at once."""
         self.done[key] = result
+        if self.path is None:
+            return
+        line = json.dumps({"run": self.run, "batch": key, "result": result}) + "\n"
+        codec = _codec(self.path)
+        with self.path.open("ab") as handle:
+            handle.write(line.encode("utf-8") if codec is None else codec[1](line.encode("utf-8")))
+            handle.flush()
+
+    def close(self) -> None:
+        """Rewrite a compressed file as one stream (:func:`compact_checkpoint`); the
+        comparison calls it when its part is done."""
         if self.path is not None:
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"run": self.run, "batch": key, "result": result}) + "\n")
-                handle.flush()
+            compact_checkpoint(self.path)
 
 
 def runs_of(path: PathLike) -> List[str]:

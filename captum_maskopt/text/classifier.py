@@ -32,9 +32,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import io
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from captum_maskopt.output import write_atomically
 from captum_maskopt.text.data import (
     SHORTCUT_TOKEN,
     TextExample,
@@ -343,26 +344,6 @@ def cache_directory(cache_dir: Optional[PathLike] = None) -> Path:
     return Path.home() / ".cache" / "captum_maskopt"
 
 
-def _save_atomically(payload: Dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over
-    ``path``: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes it private
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _read_cache(path: Path, token: Optional[str]) -> Optional[Dict[str, Any]]:
     """The cached payload, or None when absent, unreadable or stale."""
     if not path.is_file():
@@ -412,7 +393,9 @@ def _load_or_train(
             "head": {name: tensor.clone() for name, tensor in model.head.state_dict().items()},
             "metrics": metrics,
         }
-        _save_atomically(payload, path)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        write_atomically(path, buffer.getvalue())
     else:
         model.head.load_state_dict(payload["head"])
     model.training_metrics = dict(payload.get("metrics", {}))  # type: ignore[assignment]

@@ -335,8 +335,9 @@ def compare_methods(
         progress: called with the method's name after each batch.
         keep_attributions: how many documents' word attributions to return (for a
             report).
-        checkpoint: a JSON-lines file to resume from and append finished batches to
-            (see :mod:`captum_maskopt.text.checkpoint`); None keeps nothing.
+        checkpoint: a JSON-lines file to resume from and append finished batches to,
+            compressed when it ends in ``.xz`` or ``.gz`` (see
+            :mod:`captum_maskopt.text.checkpoint`); None keeps nothing.
         seed: mixed into each batch's seed.
         mask_settings: keyword arguments of ``LayerMaskOptimization.attribute`` that
             override :data:`~captum_maskopt.text.TEXT_SETTINGS` for MaskOptimization.
@@ -371,6 +372,7 @@ def compare_methods(
     log = Checkpoint(checkpoint, explainer.model, seed)
     batches = _batches("compare", texts, labels, methods, batch_size, mask_settings, evidence or ())
     _complete(explainer, log, batches, _Scoring(mask_settings), seed, engine, ray_options, progress)
+    log.close()
     results: Dict[str, Dict[str, float]] = {}
     for name in methods:
         totals = dict.fromkeys(METRICS + _EVIDENCE_COLUMNS, 0.0)
@@ -404,6 +406,7 @@ def first_rank_rate(
     log = Checkpoint(checkpoint, explainer.model, seed)
     batches = _batches(f"first rank of {word.lower()}", texts, [], methods, batch_size, mask_settings)
     _complete(explainer, log, batches, _FirstRank(word, mask_settings), seed, engine, ray_options, None)
+    log.close()
     rates = {}
     for name in methods:
         hits = sum(log.get(batch.key)["hits"] for batch in batches if batch.name == name)  # type: ignore[index]
