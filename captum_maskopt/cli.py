@@ -275,6 +275,59 @@ def _explain_text(args: argparse.Namespace) -> None:
 
 
 def _compare_text(args: argparse.Namespace) -> None:
+    import tempfile
+
+    # The paired intervals are computed from the batches' results, so a run without
+    # --checkpoint files them in a scratch file for the length of the run.
+    if args.checkpoint:
+        _compare_text_filed_in(args, Path(args.checkpoint))
+        return
+    with tempfile.TemporaryDirectory(prefix="captum-maskopt-") as scratch:
+        _compare_text_filed_in(args, Path(scratch) / "comparison.jsonl")
+
+
+#: The methods whose paired differences to every other method ``compare text`` reports.
+OURS = ("MaskOptimization", "LayerMaskOptimization")
+
+
+def _paired_differences(
+    checkpoint: Path, model: nn.Module, seed: int, texts: Sequence[str], batch_size: int,
+    methods: Sequence[str], mask_settings: Dict[str, Any],
+) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """``{ours: {other: paired_difference}}`` for each of :data:`OURS` that ran, over
+    this comparison's batches in the checkpoint (this run's, these documents); none
+    for a comparison of one batch."""
+    from captum_maskopt.text.checkpoint import method_name, results_of, run_key
+    from captum_maskopt.text.compare import batch_texts, paired_difference
+
+    ours = [name for name in OURS if name in methods]
+    documents = {tuple(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)}
+    if not ours or len(methods) < 2 or len(documents) < 2:
+        return {}  # an interval over one batch would have no width
+    filed = {method_name(name, mask_settings): name for name in methods}
+    results = [
+        dict(result, method=filed[result["method"]])
+        for result in results_of(checkpoint, [run_key(model, seed)])
+        if result.get("method") in filed and "hits" not in result and batch_texts(result) in documents
+    ]
+    return {name: {other: paired_difference(results, name, other) for other in methods if other != name}
+            for name in ours}
+
+
+def _print_paired_differences(differences: Dict[str, Dict[str, Dict[str, Any]]]) -> None:
+    from captum_maskopt.text.compare import BATCH_COLUMNS
+
+    for name, rows in differences.items():
+        first = next(iter(rows.values()))
+        print(f"\n{name} minus each method, over {first['batches']} batches ({first['documents']} "
+              "documents), with 95 % paired bootstrap intervals over batches:")
+        for other, row in rows.items():
+            cells = [f"{metric} {row[metric]['difference']:+.4f} [{row[metric]['low']:+.4f}, "
+                     f"{row[metric]['high']:+.4f}]" for metric in BATCH_COLUMNS if metric in row]
+            print(f"  {other:24s} " + "; ".join(cells))
+
+
+def _compare_text_filed_in(args: argparse.Namespace, checkpoint: Path) -> None:
     import json
 
     from tqdm.auto import tqdm
@@ -317,7 +370,7 @@ def _compare_text(args: argparse.Namespace) -> None:
             explainer, texts, labels, methods, args.batch_size,
             progress=_advance(bar),
             keep_attributions=args.report_documents if args.html else 0,
-            checkpoint=args.checkpoint, seed=args.seed, mask_settings=mask_settings,
+            checkpoint=checkpoint, seed=args.seed, mask_settings=mask_settings,
             engine=args.engine, ray_options=ray_options, evidence=evidence,
         )
     # What ran, not what --level asked for: either class may be named in --methods.
@@ -329,6 +382,9 @@ def _compare_text(args: argparse.Namespace) -> None:
     print(f"\n{described}, model {args.model}{', ' + ours if ours else ''}, "
           "scored on words, removal = pad token\n")
     print(summary_table(results))
+    differences = _paired_differences(checkpoint, explainer.model, args.seed, texts, args.batch_size,
+                                      methods, mask_settings)
+    _print_paired_differences(differences)
     data = {"data": args.data, "rows": len(texts)} if args.data else {
         "split": args.split, "snippets": args.snippets, "paragraphs": args.paragraphs}
     config = {
@@ -340,7 +396,9 @@ def _compare_text(args: argparse.Namespace) -> None:
         "torch_threads": torch.get_num_threads(),
         "mask_optimization_settings": text_settings(mask_settings),
     }
-    output = {"methods": results, "config": config}
+    output: Dict[str, Any] = {"methods": results, "config": config}
+    if differences:
+        output["paired_differences"] = differences
     if args.shortcut > 0 and args.model == "packaged" and not args.data:
         shortcut_model, shortcut_tokenizer, token = load_shortcut_classifier()
         planted = [
@@ -349,7 +407,7 @@ def _compare_text(args: argparse.Namespace) -> None:
         ][: args.shortcut]
         rates = first_rank_rate(
             TextExplainer(shortcut_model, shortcut_tokenizer), planted, token, methods,
-            args.batch_size, checkpoint=args.checkpoint, seed=args.seed,
+            args.batch_size, checkpoint=checkpoint, seed=args.seed,
             mask_settings=mask_settings, engine=args.engine, ray_options=ray_options,
         )
         print(f"\nplanted shortcut '{token}': share of {len(planted)} examples where it ranks first")

@@ -131,6 +131,41 @@ def rates_table(rates: Mapping[str, Any], column: str) -> str:
     return methods_table({name: {column: value} for name, value in rates.items()})
 
 
+def _signed(value: float) -> str:
+    return f"{value:+.3f}" if abs(value) >= 0.001 or value == 0 else f"{value:+.2g}"
+
+
+def differences_table(name: str, rows: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """The paired differences of ``name`` minus each other method (``compare text``'s
+    ``paired_differences``): one row per method, the difference and its 95 % interval
+    in each metric's column, bold where the interval excludes 0 on ``name``'s better side."""
+    metrics: List[str] = []
+    for row in rows.values():
+        metrics += [m for m, v in row.items() if isinstance(v, Mapping) and m not in metrics]
+    first = next(iter(rows.values()))
+    lines = [
+        "| minus | " + " | ".join(_label(m) for m in metrics) + " |",
+        "| --- |" + " ---: |" * len(metrics),
+    ]
+    for other, row in rows.items():
+        cells = []
+        for metric in metrics:
+            figure = row.get(metric)
+            if not isinstance(figure, Mapping):
+                cells.append("")
+                continue
+            text = f"{_signed(figure['difference'])} [{_signed(figure['low'])}, {_signed(figure['high'])}]"
+            higher = METRICS.get(metric, {}).get("higher")
+            if (higher is True and figure["low"] > 0) or (higher is False and figure["high"] < 0):
+                text = f"**{text}**"
+            cells.append(text)
+        lines.append(f"| {other} | " + " | ".join(cells) + " |")
+    caption = (f"**{name} minus each method**, over {first.get('batches')} batches "
+               f"({first.get('documents')} documents), with 95 % paired bootstrap intervals over "
+               f"batches; bold where the interval excludes 0 on {name}'s better side.")
+    return [caption, "\n".join(lines)]
+
+
 def _config_line(config: Mapping[str, Any]) -> str:
     if not config:
         return ""
@@ -195,12 +230,15 @@ def render_results(results: Mapping[str, Any], name: str = "") -> str:
     tables: List[str] = []
     if isinstance(results, Mapping):
         keys = ["methods"] if "methods" in results else []
-        keys += [k for k in results if k not in ("methods", "config")]
+        keys += [k for k in results if k not in ("methods", "config", "paired_differences")]
         for key in keys:
             value = results[key]
             if (_is_rows(value) or _is_column(value)) and key != "methods":
                 tables.append(f"**{_title(key)}**")
             tables += _sections(key, value, 1)
+            if key == "methods":
+                for name, rows in (results.get("paired_differences") or {}).items():
+                    tables += differences_table(name, rows)
     if not tables:
         return (
             '!!! warning "Not measured: no table in the results file"\n'

@@ -31,27 +31,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from captum_maskopt.text.checkpoint import results_of, runs_of
-from captum_maskopt.text.compare import EVIDENCE_METRICS, METRICS
+from captum_maskopt.text.compare import (
+    BATCH_COLUMNS, EVIDENCE_METRICS, METRICS, batch_texts, documents_behind, shared_batches,
+)
+from captum_maskopt.text.compare import paired_difference as paired_difference_of
 
-#: Every column of a batch's totals: a sum over its documents, or for the evidence
-#: metrics over its ``evidence_documents``.
-COLUMNS = METRICS + EVIDENCE_METRICS + ("evidence_word_share",)
-
-
-def _count(metric: str, totals: Dict[str, float], documents: int) -> float:
-    """How many documents a batch's ``metric`` total is summed over."""
-    return totals.get("evidence_documents", 0.0) if metric.startswith("evidence_") else documents
-
-
-def _texts(result: Dict[str, Any]) -> Tuple[str, ...]:
-    return tuple(word["text"] for word in result["words"])
+#: Every column of a batch's totals.
+COLUMNS = BATCH_COLUMNS
 
 
 #: ``--kind`` choices: the packaged paragraphs are the batches that carry the
@@ -104,9 +96,9 @@ def summarize(
     if common:
         done: Dict[str, Set[Tuple[str, ...]]] = defaultdict(set)
         for result in batches:
-            done[result.get("method", "?")].add(_texts(result))
+            done[result.get("method", "?")].add(batch_texts(result))
         shared = set.intersection(*done.values()) if done else set()
-        batches = [r for r in batches if _texts(r) in shared]
+        batches = [r for r in batches if batch_texts(r) in shared]
     totals: Dict[str, Dict[str, float]] = defaultdict(dict)
     counts: Dict[str, Dict[str, float]] = defaultdict(dict)
     documents: Dict[str, int] = defaultdict(int)
@@ -118,7 +110,7 @@ def summarize(
             if metric in result["totals"]:
                 totals[name][metric] = totals[name].get(metric, 0.0) + result["totals"][metric]
                 counts[name][metric] = (counts[name].get(metric, 0.0)
-                                        + _count(metric, result["totals"], len(result["words"])))
+                                        + documents_behind(metric, result["totals"], len(result["words"])))
     hits: Dict[str, list] = defaultdict(lambda: [0, 0])
     for result in results:
         if "hits" in result:
@@ -141,18 +133,12 @@ def summarize(
 
 def _shared_batches(
     path: Path, method: str, other: str, kind: Optional[str] = None, run: str = LATEST_RUN
-) -> Tuple[List[Dict[str, float]], List[Dict[str, float]], List[int]]:
-    """The totals of ``method`` and of ``other`` on each batch that both finished (the
-    same documents), in the same order, and each batch's number of documents."""
-    totals: Dict[str, Dict[Tuple[str, ...], Dict[str, float]]] = defaultdict(dict)
-    for result in _results(path, kind, run):
-        if "hits" not in result and result.get("method") in (method, other):
-            totals[result["method"]][_texts(result)] = result["totals"]
-    shared = sorted(set(totals[method]) & set(totals[other]))
-    if not shared:
-        raise ValueError(f"no batch finished by both {method!r} and {other!r} in {path}")
-    return ([totals[method][b] for b in shared], [totals[other][b] for b in shared],
-            [len(b) for b in shared])
+) -> Tuple[List[Mapping[str, float]], List[Mapping[str, float]], List[int]]:
+    """:func:`captum_maskopt.text.compare.shared_batches` of the file's batches."""
+    try:
+        return shared_batches(_results(path, kind, run), method, other)
+    except ValueError as error:
+        raise ValueError(f"{error} in {path}") from None
 
 
 def time_ratio(
@@ -175,34 +161,12 @@ def paired_difference(
     path: Path, method: str, other: str, resamples: int = 2000, seed: int = 0,
     kind: Optional[str] = None, run: str = LATEST_RUN,
 ) -> Dict[str, Any]:
-    """``{"batches": n, "documents": d, metric: {"difference": x, "low": l, "high": h}}``:
-    over the ``n`` batches (``d`` documents) that both ``method`` and ``other``
-    finished, ``method``'s mean of each metric minus ``other``'s, and the 2.5 and 97.5
-    percentiles of that difference over ``resamples`` bootstrap draws of whole batches
-    (seeded with ``seed``)."""
-    mine, theirs, sizes = _shared_batches(path, method, other, kind, run)
-    draw = random.Random(seed)
-    draws = [draw.choices(range(len(sizes)), k=len(sizes)) for _ in range(resamples)]
-    result: Dict[str, Any] = {"batches": len(sizes), "documents": sum(sizes)}
-    for metric in COLUMNS:
-        if not all(metric in a and metric in b for a, b in zip(mine, theirs)):
-            continue
-        gaps = [a[metric] - b[metric] for a, b in zip(mine, theirs)]
-        # Both methods explain the same classes, so their evidence documents agree.
-        weights = [_count(metric, a, size) for a, size in zip(mine, sizes)]
-        if sum(weights) == 0:
-            continue
-
-        def mean_gap(batches: Sequence[int]) -> float:
-            return sum(gaps[i] for i in batches) / max(sum(weights[i] for i in batches), 1e-300)
-
-        spread = sorted(mean_gap(batches) for batches in draws)
-        result[metric] = {
-            "difference": mean_gap(range(len(sizes))),
-            "low": spread[int(0.025 * (resamples - 1))],
-            "high": spread[int(0.975 * (resamples - 1))],
-        }
-    return result
+    """:func:`captum_maskopt.text.compare.paired_difference` of ``method`` minus
+    ``other`` on the file's batches of the runs ``run`` names, of one ``kind`` if given."""
+    try:
+        return paired_difference_of(_results(path, kind, run), method, other, resamples, seed)
+    except ValueError as error:
+        raise ValueError(f"{error} in {path}") from None
 
 
 def _print_time_ratio(pair: Sequence[str], ratio: Dict[str, Any]) -> None:

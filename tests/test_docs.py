@@ -155,6 +155,29 @@ def test_table_renders_the_further_tables_and_the_settings() -> None:
     assert "`snippets`: 40" in markdown and "MaskOptimization, IntegratedGradients" in markdown
 
 
+def test_paired_differences_render_with_their_intervals_and_the_clear_wins_bold() -> None:
+    def figure(difference: float, low: float, high: float) -> Dict[str, float]:
+        return {"difference": difference, "low": low, "high": high}
+
+    results = {
+        "methods": {"MaskOptimization": {"aopc_comprehensiveness": 0.3}, "Lime": {"aopc_comprehensiveness": 0.2}},
+        "paired_differences": {"MaskOptimization": {
+            "Lime": {"batches": 32, "documents": 250,
+                     "aopc_comprehensiveness": figure(0.016, 0.013, 0.019),
+                     "aopc_sufficiency": figure(0.001, -0.002, 0.004),
+                     "deletion_auc": figure(-0.018, -0.021, -0.016)},
+        }},
+    }
+    markdown = tables.render_results(results, "text.json")
+    assert "**MaskOptimization minus each method**, over 32 batches (250 documents)" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| Lime |") and "[" in line)
+    # Higher comprehensiveness and lower deletion AUC are wins; the sufficiency interval holds 0.
+    assert "**+0.016 [+0.013, +0.019]**" in row and "**-0.018 [-0.021, -0.016]**" in row
+    assert "| +0.001 [-0.002, +0.004] |" in row
+    # The generic renderer does not also turn the nested figures into tables of their own.
+    assert markdown.count("Lime") == 2
+
+
 def test_missing_results_file_gives_a_marked_table(tmp_path: Path) -> None:
     markdown = tables.render_file(tmp_path / "image.json")
     assert "Not yet measured" in markdown and "**not yet measured**" in markdown

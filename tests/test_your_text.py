@@ -321,6 +321,16 @@ def test_compare_text_on_your_model_and_data(tmp_path, saved_text_classifier, ca
     results = json.loads(out.read_text())
     assert set(results["methods"]) == {"MaskOptimization", "IntegratedGradients"}
     assert results["config"]["rows"] == 3 and results["config"]["model"] == str(saved_text_classifier)
+    # The paired difference over the run's batches, filed in a scratch checkpoint when
+    # none is given: over all batches it is the difference of the table's means.
+    paired = results["paired_differences"]["MaskOptimization"]["IntegratedGradients"]
+    assert (paired["batches"], paired["documents"]) == (2, 3)
+    for metric in ("aopc_comprehensiveness", "aopc_sufficiency", "deletion_auc"):
+        row = paired[metric]
+        assert row["difference"] == pytest.approx(
+            results["methods"]["MaskOptimization"][metric] - results["methods"]["IntegratedGradients"][metric])
+        assert row["low"] <= row["difference"] <= row["high"]
+    assert "MaskOptimization minus each method, over 2 batches (3 documents)" in printed
     with pytest.raises(SystemExit, match="--label-column: no column 'gold'"):
         main(["compare", "text", "--model", str(saved_text_classifier), "--data", str(source),
               "--label-column", "gold", "--quiet"])

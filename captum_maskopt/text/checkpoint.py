@@ -43,7 +43,7 @@ from captum_maskopt.text.integration import text_settings
 
 __all__ = [
     "REFERENCE_SETTINGS", "Checkpoint", "read_checkpoint", "batch_key", "batch_seed",
-    "compact_checkpoint", "method_name", "model_fingerprint", "results_of", "runs_of",
+    "compact_checkpoint", "method_name", "model_fingerprint", "results_of", "run_key", "runs_of",
 ]
 
 #: The settings MaskOptimization's names are relative to: the text settings of the
@@ -174,6 +174,19 @@ def method_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
     return f"{name} {json.dumps(difference, sort_keys=True)}"
 
 
+def run_key(model: nn.Module, seed: int) -> str:
+    """The key of a comparison's run (the ``run`` of its lines): what its batches'
+    results depend on besides the batch itself."""
+    return hashlib.sha1(json.dumps(
+        # The reference and the defaults belong to the key: the names are relative to
+        # them, so a change of a default starts afresh rather than reusing batches
+        # made with the old value.
+        [model_fingerprint(model), captum_maskopt.__version__, dict(REFERENCE_SETTINGS), seed,
+         MaskOptimizationSettings().as_record(), DEFAULTS_REVISION],
+        sort_keys=True,
+    ).encode()).hexdigest()
+
+
 @contextlib.contextmanager
 def batch_seed(seed: int, key: str) -> Iterator[None]:
     """Run a batch under a seed of its own, so its random draws (Lime's and
@@ -195,14 +208,7 @@ class Checkpoint:
         self.run = ""
         if self.path is None:
             return
-        self.run = hashlib.sha1(json.dumps(
-            # The reference and the defaults belong to the key: the names are relative
-            # to them, so a change of a default starts afresh rather than reusing
-            # batches made with the old value.
-            [model_fingerprint(model), captum_maskopt.__version__, dict(REFERENCE_SETTINGS), seed,
-             MaskOptimizationSettings().as_record(), DEFAULTS_REVISION],
-            sort_keys=True,
-        ).encode()).hexdigest()
+        self.run = run_key(model, seed)
         if self.path.exists() and _codec(self.path) is not None:
             compact_checkpoint(self.path)
             for entry in read_checkpoint(self.path):

@@ -14,10 +14,13 @@ there are not run again, so a stopped run goes on where it stopped; see
 from __future__ import annotations
 
 import functools
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeAlias, Union
+from typing import (
+    Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeAlias, Union,
+)
 
 import torch
 from torch import Tensor
@@ -29,7 +32,7 @@ from captum_maskopt.text.data import evidence_words
 from captum_maskopt.text.integration import TextEncoding, TextExplainer, WordAttribution
 from captum_maskopt.text.peers import PEERS
 
-__all__ = ["METRICS", "EVIDENCE_METRICS", "compare_methods", "first_rank_rate"]
+__all__ = ["METRICS", "EVIDENCE_METRICS", "compare_methods", "first_rank_rate", "paired_difference"]
 
 METRICS = (
     "aopc_comprehensiveness", "aopc_sufficiency", "deletion_auc", "delta_accuracy",
@@ -51,6 +54,10 @@ their words that are evidence, is what a random ranking scores on the AUPRC and 
 top share."""
 EVIDENCE_FRACTION = 0.2
 _EVIDENCE_COLUMNS = EVIDENCE_METRICS + ("evidence_word_share", "evidence_documents")
+
+#: Every column of a batch's totals: a sum over its documents, or for the evidence
+#: metrics over its ``evidence_documents``.
+BATCH_COLUMNS = METRICS + EVIDENCE_METRICS + ("evidence_word_share",)
 
 LabelledSpans: TypeAlias = Sequence[Tuple[int, int, int]]
 """A document's human-labelled character spans ``(start, end, label)``."""
@@ -412,6 +419,86 @@ def first_rank_rate(
         hits = sum(log.get(batch.key)["hits"] for batch in batches if batch.name == name)  # type: ignore[index]
         rates[name] = hits / len(texts)
     return rates
+
+
+def documents_behind(metric: str, totals: Mapping[str, float], documents: int) -> float:
+    """How many documents a batch's total of ``metric`` is summed over: its
+    ``evidence_documents`` for an evidence metric, else all ``documents`` of it."""
+    return totals.get("evidence_documents", 0.0) if metric.startswith("evidence_") else documents
+
+
+def batch_texts(result: Mapping[str, Any]) -> Tuple[str, ...]:
+    """The documents of a filed batch result, which say which batch it is."""
+    return tuple(word["text"] for word in result["words"])
+
+
+def shared_batches(
+    batch_results: Iterable[Mapping[str, Any]], method: str, other: str,
+) -> Tuple[List[Mapping[str, float]], List[Mapping[str, float]], List[int]]:
+    """The totals of ``method`` and of ``other`` on each batch both finished (the same
+    documents), in the same order, and each batch's number of documents; a batch filed
+    twice counts with its last result. Raises ``ValueError`` when there is none."""
+    totals: Dict[str, Dict[Tuple[str, ...], Mapping[str, float]]] = {method: {}, other: {}}
+    for result in batch_results:
+        if "hits" not in result and result.get("method") in totals:
+            totals[result["method"]][batch_texts(result)] = result["totals"]
+    shared = sorted(set(totals[method]) & set(totals[other]))
+    if not shared:
+        raise ValueError(f"no batch finished by both {method!r} and {other!r}")
+    return [totals[method][b] for b in shared], [totals[other][b] for b in shared], [len(b) for b in shared]
+
+
+def paired_difference(
+    batch_results: Iterable[Mapping[str, Any]], method: str, other: str, resamples: int = 2000, seed: int = 0,
+) -> Dict[str, Any]:
+    """One method's means minus another's on the batches both finished, with a 95 %
+    paired bootstrap interval over batches.
+
+    Args:
+        batch_results: filed batch results, as in a checkpoint file
+            (:func:`~captum_maskopt.text.checkpoint.results_of`): each has ``method``,
+            ``totals`` (sums over its documents) and ``words``; planted-shortcut
+            results (with ``hits``) are skipped.
+        method, other: the two names, as filed.
+        resamples: bootstrap draws; each draws as many batches as there are, with
+            replacement (a batch's documents are summed in the file, so the batch is
+            the unit that can be resampled).
+        seed: seeds the draws.
+
+    Returns:
+        ``{"batches": n, "documents": d, metric: {"difference": x, "low": l, "high": h}}``
+        for each of :data:`BATCH_COLUMNS` that both have on every shared batch: the
+        difference of the document means over the ``n`` shared batches (``d``
+        documents), and the 2.5 and 97.5 percentiles of it over the draws. An
+        interval that contains 0 does not tell the two apart.
+
+    Raises:
+        ValueError: when no batch was finished by both.
+    """
+    mine, theirs, sizes = shared_batches(batch_results, method, other)
+    draw = random.Random(seed)
+    draws = [draw.choices(range(len(sizes)), k=len(sizes)) for _ in range(resamples)]
+    difference: Dict[str, Any] = {"batches": len(sizes), "documents": sum(sizes)}
+    for metric in BATCH_COLUMNS:
+        if not all(metric in a and metric in b for a, b in zip(mine, theirs)):
+            continue
+        gaps = [a[metric] - b[metric] for a, b in zip(mine, theirs)]
+        # Both methods explain the same classes, so their evidence documents agree.
+        weights = [documents_behind(metric, a, size) for a, size in zip(mine, sizes)]
+        if sum(weights) == 0:
+            continue
+
+        def mean_gap(batches: Iterable[int]) -> float:
+            chosen = list(batches)
+            return sum(gaps[i] for i in chosen) / max(sum(weights[i] for i in chosen), 1e-300)
+
+        spread = sorted(mean_gap(batches) for batches in draws)
+        difference[metric] = {
+            "difference": mean_gap(range(len(sizes))),
+            "low": spread[int(0.025 * (resamples - 1))],
+            "high": spread[int(0.975 * (resamples - 1))],
+        }
+    return difference
 
 
 def summary_table(results: Dict[str, Dict[str, Any]]) -> str:
