@@ -286,7 +286,8 @@ def _compare_text(args: argparse.Namespace) -> None:
         _compare_text_filed_in(args, Path(scratch) / "comparison.jsonl")
 
 
-#: The methods whose paired differences to every other method ``compare text`` reports.
+#: The methods whose paired differences to every other method ``compare text`` reports:
+#: the defaults' rows (not the paper's, a reference).
 OURS = ("MaskOptimization", "LayerMaskOptimization")
 
 
@@ -336,14 +337,16 @@ def _compare_text_filed_in(args: argparse.Namespace, checkpoint: Path) -> None:
     from captum_maskopt.text.compare import EVIDENCE_FRACTION, compare_methods, first_rank_rate, summary_table
     from captum_maskopt.text.data import load_paragraphs, load_snippets, with_shortcut
     from captum_maskopt.text.integration import TextExplainer, text_settings
-    from captum_maskopt.text.peers import PEERS, TOKEN_LEVEL_PEERS
+    from captum_maskopt.text.peers import OPT_IN_PEERS, PEERS, TOKEN_LEVEL_PEERS
     from captum_maskopt.text.report import render_html_report
 
     torch.manual_seed(args.seed)
     # Word level runs the word-group MaskOptimization, token level the call a Captum
-    # user makes at attribute()'s own defaults; either may be named in --methods.
-    swapped = "MaskOptimization" if args.level == "token" else TOKEN_LEVEL_PEERS
-    level_default = [name for name in PEERS.names if name not in swapped]
+    # user makes at attribute()'s own defaults; either may be named in --methods, as
+    # may the paper's settings.
+    left_out = (("MaskOptimization",) + tuple(n for n in OPT_IN_PEERS if n not in TOKEN_LEVEL_PEERS)
+                if args.level == "token" else OPT_IN_PEERS)
+    level_default = [name for name in PEERS.names if name not in left_out]
     methods = _chosen("methods", args.methods, PEERS.names, level_default)
     mask_settings = _mask_settings(args.mask_setting)
     ray_options = _ray_options(args)

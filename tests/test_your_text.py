@@ -337,18 +337,33 @@ def test_compare_text_on_your_model_and_data(tmp_path, saved_text_classifier, ca
 
 
 def test_compare_text_at_token_level_runs_the_drop_in_call(tmp_path, saved_text_classifier):
-    from captum_maskopt.text.peers import PEERS
+    from captum_maskopt.text.peers import PAPER_PEER, PEERS
 
     source = _write_table(tmp_path / "in.jsonl", [ROWS[0], ROWS[3]])
     out = tmp_path / "results.json"
     main(["compare", "text", "--model", str(saved_text_classifier), "--data", str(source), "--level", "token",
           "--mask-setting", "n_steps=4", "--json", str(out), "--quiet"])
     results = json.loads(out.read_text())
-    # Token level: every peer, with the drop-in call in place of the word-group method.
-    assert set(results["methods"]) == set(PEERS.names) - {"MaskOptimization"}
+    # Token level: every peer, with the drop-in call in place of the word-group method,
+    # and not the paper's row, which runs only when named.
+    assert set(results["methods"]) == set(PEERS.names) - {"MaskOptimization", PAPER_PEER}
     assert results["config"]["level"] == "token"
     word_level = tmp_path / "word.json"
     main(["compare", "text", "--model", str(saved_text_classifier), "--data", str(source),
-          "--methods", "MaskOptimization,LayerMaskOptimization", "--mask-setting", "n_steps=4",
-          "--json", str(word_level), "--quiet"])
-    assert set(json.loads(word_level.read_text())["methods"]) == {"MaskOptimization", "LayerMaskOptimization"}
+          "--methods", f"MaskOptimization,LayerMaskOptimization,{PAPER_PEER}", "--mask-setting", "n_steps=4",
+          "--batch-size", "1", "--json", str(word_level), "--quiet"])
+    both = json.loads(word_level.read_text())
+    assert set(both["methods"]) == {"MaskOptimization", "LayerMaskOptimization", PAPER_PEER}
+    # Each of the defaults' rows is paired with every other row; the paper's is a reference.
+    assert set(both["paired_differences"]) == {"MaskOptimization", "LayerMaskOptimization"}
+    assert set(both["paired_differences"]["MaskOptimization"]) == {"LayerMaskOptimization", PAPER_PEER}
+
+
+def test_the_papers_row_runs_the_paper_preset_whatever_the_mask_settings(monkeypatch):
+    from captum_maskopt.text.integration import TextExplainer
+    from captum_maskopt.text.peers import PAPER_PEER, PEERS
+
+    calls = []
+    monkeypatch.setattr(TextExplainer, "explain", lambda self, texts, targets, **kwargs: calls.append(kwargs) or [])
+    PEERS[PAPER_PEER](object.__new__(TextExplainer), ["a text"], None, {"n_steps": 4})
+    assert calls == [{"settings": "paper"}]

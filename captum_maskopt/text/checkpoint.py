@@ -38,7 +38,7 @@ from torch import nn
 
 import captum_maskopt
 from captum_maskopt.output import write_atomically
-from captum_maskopt.settings import DEFAULTS_REVISION, MaskOptimizationSettings
+from captum_maskopt.settings import DEFAULTS_REVISION, PRESETS, MaskOptimizationSettings
 from captum_maskopt.text.integration import text_settings
 
 __all__ = [
@@ -151,8 +151,13 @@ def method_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
     """The name a method's batches are filed under: MaskOptimization's carries the
     settings it runs with where they differ from :data:`REFERENCE_SETTINGS`. A setting
     not given counts as its default, so ``comprehensiveness="log"`` and no
-    ``comprehensiveness`` name one run. LayerMaskOptimization (the token-level call at
+    ``comprehensiveness`` name one run. The paper's row carries a digest of the
+    ``"paper"`` preset. LayerMaskOptimization (the token-level call at
     ``attribute()``'s own defaults) carries the settings given over those defaults."""
+    if name == "MaskOptimization (paper)":
+        # Not under the run key, which holds the defaults only: a changed preset files anew.
+        preset = json.dumps(PRESETS["paper"].as_record(), sort_keys=True)
+        return f"{name} {hashlib.sha1(preset.encode()).hexdigest()[:8]}"
     if name == "LayerMaskOptimization":
         given = {key: value for key, value in (mask_settings or {}).items()
                  if value != MaskOptimizationSettings().as_dict().get(key)}

@@ -10,6 +10,9 @@ word grouping and class:
 * ``LayerMaskOptimization``: the token-level call a Captum user makes in place of
   ``LayerIntegratedGradients``, at ``attribute()``'s own defaults (``mask_settings`` on
   top), through :meth:`TextExplainer.explain_with`; run by ``--level token``;
+* ``MaskOptimization (paper)``: :meth:`TextExplainer.explain` with the ``"paper"``
+  preset (the paper's settings, ``mask_settings`` ignored): the reference row, run only
+  when named, at many times the defaults' seconds;
 * gradient methods and MASE: Captum layer methods on the embedding layer, through
   :meth:`TextExplainer.explain_with`;
 * the perturbation methods that Captum only offers on inputs (``FeatureAblation``,
@@ -32,7 +35,7 @@ from captum_maskopt.text.integration import TextExplainer, WordAttribution
 from captum_maskopt.attr import LayerMaskOptimization
 from captum_maskopt.text.mase import LayerMASE
 
-__all__ = ["MASK_METHODS", "PEERS", "PEER_SETTINGS", "TOKEN_LEVEL_PEERS"]
+__all__ = ["MASK_METHODS", "OPT_IN_PEERS", "PAPER_PEER", "PEERS", "PEER_SETTINGS", "TOKEN_LEVEL_PEERS"]
 
 TextPeer: TypeAlias = Callable[[TextExplainer, Sequence[str], Optional[Tensor], Mapping[str, Any]], List[WordAttribution]]
 """``peer(explainer, texts, targets, mask_settings)``: word attributions of ``texts``
@@ -86,12 +89,28 @@ def _layer_mask_optimization(
     )
 
 
+#: The name of the row with the paper's settings (the ``"paper"`` preset).
+PAPER_PEER = "MaskOptimization (paper)"
+
+
+@PEERS.register(PAPER_PEER)
+def _mask_optimization_paper(
+    explainer: TextExplainer, texts: Sequence[str], targets: Optional[Tensor], mask_settings: Mapping[str, Any]
+) -> List[WordAttribution]:
+    # The paper's settings as published: mask_settings tune the defaults' row only.
+    return explainer.explain(texts, targets, settings="paper")
+
+
 #: The peers that only ``--level token`` comparisons run unless named: the token-level
 #: call of the method at its own defaults.
 TOKEN_LEVEL_PEERS = ("LayerMaskOptimization",)
 
-#: The peers that are this package's method, the ones ``mask_settings`` concern.
-MASK_METHODS = ("MaskOptimization", "LayerMaskOptimization")
+#: The peers a comparison runs only when ``--methods`` names them: the token-level call
+#: (the default of ``--level token``) and the paper's settings (up to 900 steps).
+OPT_IN_PEERS = TOKEN_LEVEL_PEERS + (PAPER_PEER,)
+
+#: The peers that are this package's method (``mask_settings`` concern the first two).
+MASK_METHODS = ("MaskOptimization", "LayerMaskOptimization", PAPER_PEER)
 
 
 def _register_captum_methods() -> None:
