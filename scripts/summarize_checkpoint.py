@@ -11,9 +11,11 @@ Only the batches in the file count, and only those of one run: the lines of a fi
 carry the key of the run that wrote them (the model, the package version, the
 settings' defaults and the seed; see ``captum_maskopt.text.checkpoint``), and after a
 change of any of these a run files the same documents again under a new key. The summary reads the
-run that wrote the file's last line unless ``--run`` names another (a key or its first
-characters) or ``all``, so that results of two models or two sets of defaults are
-never averaged together. Within the run, while it is going, the methods may cover
+latest run unless ``--run`` names another (a key or its first characters) or ``all``,
+so that results of two models or two sets of defaults are never averaged together: the
+run that wrote the file's last document batch, and for the planted-shortcut rows the
+one that wrote its last shortcut batch (the shortcut classifier is another model, so
+one comparison writes two keys). Within the run, while it is going, the methods may cover
 different documents (a run explains each batch with every method before the next batch, but
 runs chained into one file with different methods or settings need not cover the same ones);
 ``--common`` keeps only the batches that every method in the file has finished, so the
@@ -36,7 +38,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from captum_maskopt.text.checkpoint import results_of, runs_of
+from captum_maskopt.text.checkpoint import read_checkpoint, results_of, runs_of
 from captum_maskopt.text.compare import (
     BATCH_COLUMNS, EVIDENCE_METRICS, METRICS, batch_texts, documents_behind, shared_batches,
 )
@@ -51,20 +53,25 @@ COLUMNS = BATCH_COLUMNS
 KINDS = ("snippets", "paragraphs")
 
 
-#: ``run`` values besides a key: the run that wrote the file's last line, or every run.
+#: ``run`` values besides a key: the latest run, or every run.
 LATEST_RUN, ALL_RUNS = "latest", "all"
 
 
 def chosen_runs(path: Path, run: str = LATEST_RUN) -> Optional[List[str]]:
-    """The run keys that ``run`` names in the file at ``path``: the one that wrote its
-    last line (``"latest"``), None for every run (``"all"``), or the one key that
-    starts with ``run``; a prefix that names no key, or more than one, raises
+    """The run keys that ``run`` names in the file at ``path``: for ``"latest"``, the
+    run that wrote its last document batch and the one that wrote its last
+    planted-shortcut batch (one comparison writes both, under two keys, the shortcut
+    classifier being another model); None for every run (``"all"``); or the one key
+    that starts with ``run``. A prefix that names no key, or more than one, raises
     ``ValueError``."""
     keys = runs_of(path)
     if run == ALL_RUNS:
         return None
     if run == LATEST_RUN:
-        return keys[-1:]
+        latest: Dict[bool, str] = {}
+        for entry in read_checkpoint(path):
+            latest["hits" in entry["result"]] = entry["run"]
+        return list(dict.fromkeys(latest[part] for part in sorted(latest)))
     matching = [key for key in keys if key.startswith(run)]
     if len(matching) != 1:
         raise ValueError(f"run {run!r} names {len(matching)} of the file's runs "
@@ -199,8 +206,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="only the snippets' batches, or only the paragraphs' (those "
                              "with the human-evidence metrics); default: all")
     parser.add_argument("--run", default=LATEST_RUN,
-                        help="the run to read: 'latest' (the one that wrote the file's last "
-                             "line, the default), 'all', or a run key or its first characters")
+                        help="the run to read: 'latest' (the ones that wrote the file's last "
+                             "document batch and its last shortcut batch, the default), 'all', or a run key or its first characters")
     args = parser.parse_args(argv)
     try:
         runs = chosen_runs(args.checkpoint, args.run)
@@ -208,7 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--run: {error}")
     left_out = [key for key in runs_of(args.checkpoint) if runs is not None and key not in runs]
     if left_out:
-        print(f"run {runs[0][:8]}; left out: the lines of run(s) {', '.join(k[:8] for k in left_out)} "
+        print(f"run {', '.join(key[:8] for key in runs or [])}; left out: the lines of run(s) {', '.join(k[:8] for k in left_out)} "
               f"(--run all reads them too)")
     summary = summarize(args.checkpoint, args.common, args.kind, args.run)
     for shown in (METRICS, COLUMNS[len(METRICS):]):

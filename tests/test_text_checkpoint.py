@@ -223,22 +223,30 @@ def test_the_summary_reads_one_run_unless_told_otherwise(tmp_path, capsys):
         result = {"method": method, "words": [{"text": "a"}], "totals": dict.fromkeys(METRICS, value)}
         return json.dumps({"run": run, "batch": method, "result": result})
 
-    # The same batch filed by an old run (another model, say) and by the latest one.
+    def shortcut_line(run, method, hits):
+        return json.dumps({"run": run, "batch": f"shortcut {method}", "result": {"method": method, "hits": hits,
+                                                                              "examples": 2}})
+
+    # The same batch filed by an old run (another model, say) and by the latest one,
+    # which then went on with the planted shortcut, on the shortcut classifier (a third key).
     path = tmp_path / "run.jsonl"
     path.write_text("\n".join([
-        line("old1", "A", 9.0), line("old1", "B", 0.0), line("new2", "A", 1.0), line("new2", "B", 3.0),
+        line("old1", "A", 9.0), line("old1", "B", 0.0), shortcut_line("prevshortcut", "A", 0),
+        line("new2", "A", 1.0), line("new2", "B", 3.0), shortcut_line("shortcut3", "A", 2),
     ]) + "\n")
     script = load_script("summarize_checkpoint")
+    assert script.chosen_runs(path) == ["new2", "shortcut3"]
     assert script.summarize(path)["methods"]["A"] == {"documents": 1, **dict.fromkeys(METRICS, 1.0)}
+    assert script.summarize(path)["shortcut_first_rank"] == {"A": {"examples": 2, "rate": 1.0}}
     assert script.summarize(path, run="old")["methods"]["A"]["deletion_auc"] == 9.0
     assert script.summarize(path, run="all")["methods"]["A"]["documents"] == 2
     assert script.paired_difference(path, "A", "B")["deletion_auc"]["difference"] == -2.0
     assert script.paired_difference(path, "A", "B", run="old1")["deletion_auc"]["difference"] == 9.0
     assert script.main([str(path)]) == 0
-    assert "left out: the lines of run(s) old1" in capsys.readouterr().out
+    assert "run new2, shortcut; left out: the lines of run(s) old1, prevshor" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         script.main([str(path), "--run", "x"])
-    assert "--run: run 'x' names 0 of the file's runs (old1, new2)" in capsys.readouterr().err
+    assert "--run: run 'x' names 0 of the file's runs (old1, prevshor, new2, shortcut)" in capsys.readouterr().err
 
 
 def _record_methods_run(monkeypatch) -> list:
