@@ -132,7 +132,7 @@ def rates_table(rates: Mapping[str, Any], column: str) -> str:
 
 
 def _signed(value: float) -> str:
-    return f"{value:+.3f}" if abs(value) >= 0.001 or value == 0 else f"{value:+.2g}"
+    return f"{value:+.3f}"
 
 
 def differences_table(name: str, rows: Mapping[str, Mapping[str, Any]]) -> List[str]:
@@ -141,10 +141,14 @@ def differences_table(name: str, rows: Mapping[str, Mapping[str, Any]]) -> List[
     in each metric's column, bold where the interval excludes 0 on ``name``'s better side."""
     metrics: List[str] = []
     for row in rows.values():
-        metrics += [m for m, v in row.items() if isinstance(v, Mapping) and m not in metrics]
+        # A reference figure (the same for every method) has no difference to show.
+        metrics += [m for m, v in row.items() if isinstance(v, Mapping) and m not in metrics
+                    and METRICS.get(m, {}).get("higher", False) is not None]
     first = next(iter(rows.values()))
+    fewer = {metric: first[metric]["batches"] for metric in metrics
+             if isinstance(first.get(metric), Mapping) and "batches" in first[metric]}
     lines = [
-        "| minus | " + " | ".join(_label(m) for m in metrics) + " |",
+        "| minus | " + " | ".join(_label(m) + (" *" if m in fewer else "") for m in metrics) + " |",
         "| --- |" + " ---: |" * len(metrics),
     ]
     for other, row in rows.items():
@@ -160,9 +164,12 @@ def differences_table(name: str, rows: Mapping[str, Mapping[str, Any]]) -> List[
                 text = f"**{text}**"
             cells.append(text)
         lines.append(f"| {other} | " + " | ".join(cells) + " |")
+    # The human-evidence columns exist on the paragraphs' batches only.
+    partial = "".join(f"; the columns marked * over the {k} batches that measured them"
+                      for k in sorted(set(fewer.values())))
     caption = (f"**{name} minus each method**, over {first.get('batches')} batches "
-               f"({first.get('documents')} documents), with 95 % paired bootstrap intervals over "
-               f"batches; bold where the interval excludes 0 on {name}'s better side.")
+               f"({first.get('documents')} documents){partial}, with 95 % paired bootstrap intervals "
+               f"over batches; bold where the interval excludes 0 on {name}'s better side.")
     return [caption, "\n".join(lines)]
 
 

@@ -463,3 +463,22 @@ def test_a_comparison_leaves_its_compressed_checkpoint_as_one_stream(sentiment, 
     summary = load_script("summarize_checkpoint").summarize(path)["methods"]["InputXGradient"]
     assert summary["documents"] == 3
     assert summary["aopc_comprehensiveness"] == pytest.approx(results["InputXGradient"]["aopc_comprehensiveness"])
+
+
+def test_a_metric_measured_on_some_batches_is_paired_over_those():
+    from captum_maskopt.text.compare import METRICS, paired_difference
+
+    def result(method, text, value, evidence=None):
+        totals = dict.fromkeys(METRICS, value)
+        if evidence is not None:
+            totals.update(evidence_auprc=evidence, evidence_documents=1.0)
+        return {"method": method, "words": [{"text": text}], "totals": totals}
+
+    results = [result("A", "snippet", 1.0), result("B", "snippet", 0.0),
+               result("A", "other snippet", 3.0), result("B", "other snippet", 0.0),
+               result("A", "paragraph", 2.0, evidence=0.75), result("B", "paragraph", 0.0, evidence=0.5)]
+    difference = paired_difference(results, "A", "B")
+    assert (difference["batches"], difference["documents"]) == (3, 3)
+    assert difference["aopc_comprehensiveness"]["difference"] == pytest.approx(2.0)
+    assert "batches" not in difference["aopc_comprehensiveness"]
+    assert difference["evidence_auprc"] == {"difference": 0.25, "low": 0.25, "high": 0.25, "batches": 1}

@@ -467,37 +467,41 @@ def paired_difference(
 
     Returns:
         ``{"batches": n, "documents": d, metric: {"difference": x, "low": l, "high": h}}``
-        for each of :data:`BATCH_COLUMNS` that both have on every shared batch: the
-        difference of the document means over the ``n`` shared batches (``d``
-        documents), and the 2.5 and 97.5 percentiles of it over the draws. An
-        interval that contains 0 does not tell the two apart.
+        for each of :data:`BATCH_COLUMNS` that both measured: the difference of the
+        document means over the ``n`` shared batches (``d`` documents), and the 2.5
+        and 97.5 percentiles of it over the draws. A metric measured on only some of
+        them (the human-evidence metrics, on paragraphs) is taken over those, and its
+        entry says how many (``"batches"``). An interval that contains 0 does not tell
+        the two apart.
 
     Raises:
         ValueError: when no batch was finished by both.
     """
     mine, theirs, sizes = shared_batches(batch_results, method, other)
-    draw = random.Random(seed)
-    draws = [draw.choices(range(len(sizes)), k=len(sizes)) for _ in range(resamples)]
     difference: Dict[str, Any] = {"batches": len(sizes), "documents": sum(sizes)}
     for metric in BATCH_COLUMNS:
-        if not all(metric in a and metric in b for a, b in zip(mine, theirs)):
-            continue
-        gaps = [a[metric] - b[metric] for a, b in zip(mine, theirs)]
-        # Both methods explain the same classes, so their evidence documents agree.
-        weights = [documents_behind(metric, a, size) for a, size in zip(mine, sizes)]
-        if sum(weights) == 0:
+        # The evidence metrics exist on the batches of paragraphs only: each metric is
+        # resampled over the batches that measured it. Both methods explain the same
+        # classes, so their evidence documents agree.
+        measured = [(a[metric] - b[metric], documents_behind(metric, a, size))
+                    for a, b, size in zip(mine, theirs, sizes) if metric in a and metric in b]
+        measured = [(gap, weight) for gap, weight in measured if weight > 0]
+        if not measured:
             continue
 
         def mean_gap(batches: Iterable[int]) -> float:
             chosen = list(batches)
-            return sum(gaps[i] for i in chosen) / max(sum(weights[i] for i in chosen), 1e-300)
+            return sum(measured[i][0] for i in chosen) / sum(measured[i][1] for i in chosen)
 
-        spread = sorted(mean_gap(batches) for batches in draws)
+        draw = random.Random(seed)
+        spread = sorted(mean_gap(draw.choices(range(len(measured)), k=len(measured))) for _ in range(resamples))
         difference[metric] = {
-            "difference": mean_gap(range(len(sizes))),
+            "difference": mean_gap(range(len(measured))),
             "low": spread[int(0.025 * (resamples - 1))],
             "high": spread[int(0.975 * (resamples - 1))],
         }
+        if len(measured) < len(sizes):
+            difference[metric]["batches"] = len(measured)
     return difference
 
 
