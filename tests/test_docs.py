@@ -107,14 +107,17 @@ def test_results_tables_are_generated_not_typed(site: Path) -> None:
     "not yet measured" table when the file is missing; no marker is left behind."""
     source = (DOCS / "when-to-use.md").read_text(encoding="utf-8")
     names = tables.MARKER.findall(source)
-    assert names == ["text.json", "image.json"]
+    assert names == ["text.json", "text-paper.json", "image.json"]
     page = (site / "when-to-use" / "index.html").read_text(encoding="utf-8")
     assert "results-table:" not in page
     for name in names:
         path = DOCS / "results" / name
         if path.is_file():
-            for method in json.loads(path.read_text(encoding="utf-8"))["methods"]:
+            results = json.loads(path.read_text(encoding="utf-8"))
+            for method in results["methods"]:
                 assert f"<td>{method}</td>" in page
+            for method in results.get("paired_differences", {}):
+                assert f"<strong>{method} minus each method</strong>" in page
         else:
             assert f"docs/results/{name}" in page and "not yet measured" in page
 

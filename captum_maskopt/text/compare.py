@@ -459,7 +459,8 @@ def paired_difference(
             (:func:`~captum_maskopt.text.checkpoint.results_of`): each has ``method``,
             ``totals`` (sums over its documents) and ``words``; planted-shortcut
             results (with ``hits``) are skipped.
-        method, other: the two names, as filed.
+        method: the first name, as filed.
+        other: the name whose means are subtracted.
         resamples: bootstrap draws; each draws as many batches as there are, with
             replacement (a batch's documents are summed in the file, so the batch is
             the unit that can be resampled).
