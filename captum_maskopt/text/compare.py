@@ -397,7 +397,8 @@ def compare_methods(
         if totals["evidence_documents"] > 0:
             results[name].update({metric: totals[metric] / totals["evidence_documents"]
                                   for metric in EVIDENCE_METRICS + ("evidence_word_share",)})
-            results[name]["evidence_documents"] = totals["evidence_documents"]
+            # A count, though summed from the checkpoint's floats with the metrics.
+            results[name]["evidence_documents"] = int(totals["evidence_documents"])
     return results, kept
 
 
