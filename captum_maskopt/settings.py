@@ -242,8 +242,11 @@ class MaskOptimizationSettings:
         "which orders the features inside the kept and the removed part; the record "
         "still describes the final mask", _FLAG)
     seed: Optional[int] = setting(
-        0, "seed of the robustness noise; the same seed gives the same attribution "
-        "whatever the batch. None draws one", _SEED)
+        0, "seed of the robustness noise; the same seed gives the same noise whatever "
+        "the batch, so an example's attribution does not depend on its batch beyond "
+        "float rounding (which the image preset's 200 steps on a large CNN can amplify "
+        "into a different mask: a batched convolution rounds differently from a single "
+        "one). None draws one", _SEED)
     autocast: bool = setting(
         False, "run the model under ``torch.autocast`` on the inputs' device (float16 "
         "on CUDA) to save time and memory", _FLAG)

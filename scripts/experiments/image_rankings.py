@@ -8,7 +8,9 @@ gradients:
 * ``mask``: the final smooth mask alone (``tie_break_weight=0``);
 * ``mask gradient``: d(p(x_keep) - p(x_remove)) / d(mask value) at the final mask,
   alone: what the image preset's final ranking reads;
-* ``mask x its gradient rank``: the two combined as ``tie_break_weight=1`` does;
+* ``mask x its gradient rank``: the two combined as ``tie_break_weight=1`` does (each
+  image explained alone: the comparison's batches of four round the convolutions
+  differently, and the 200 steps amplify that into other masks on some images);
 * ``gradient x input``: the input gradient at the image times the image (zero
   baseline), summed over the channels, one backward pass;
 * ``top 5 % by mask gradient first``: the 5 % of pixels with the largest mask
@@ -34,6 +36,7 @@ from torch import Tensor
 from captum_maskopt import metrics
 from captum_maskopt.attr import MaskOptimization
 from captum_maskopt.baselines import gaussian_blur
+from captum_maskopt.parametrizations import standardized_scores
 from captum_maskopt.vision.compare import CURVE_POINTS, INSERTION_BLUR_SIGMA
 from captum_maskopt.vision.metrics import probabilities_with_pixels
 from captum_maskopt.vision.models import load_efficientnet_lite0
@@ -52,9 +55,9 @@ def curve_auc(model: torch.nn.Module, image: Tensor, substrate: Tensor, score: T
 
 
 def rank01(score: Tensor) -> Tensor:
-    """The tie break's rank: the standardized score clipped to [-3, 3], mapped to [0, 1]."""
-    z = (score - score.mean()) / score.std().clamp_min(1e-12)
-    return (z.clamp(-3, 3) + 3) / 6
+    """The tie break's rank: the standardized score (clipped to [-3, 3]) mapped to [0, 1]."""
+    z = standardized_scores(score.reshape(1, -1), torch.ones(1, score.numel(), dtype=torch.bool))
+    return ((z + 3) / 6).reshape(score.shape)
 
 
 def main() -> None:
