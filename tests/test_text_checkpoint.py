@@ -482,3 +482,26 @@ def test_a_metric_measured_on_some_batches_is_paired_over_those():
     assert difference["aopc_comprehensiveness"]["difference"] == pytest.approx(2.0)
     assert "batches" not in difference["aopc_comprehensiveness"]
     assert difference["evidence_auprc"] == {"difference": 0.25, "low": 0.25, "high": 0.25, "batches": 1}
+
+
+def test_the_projects_classifier_is_known_by_its_recipe_until_its_weights_change(sentiment):
+    import copy
+
+    from captum_maskopt.text.checkpoint import model_fingerprint
+    from captum_maskopt.text.classifier import weights_digest
+
+    model, _ = sentiment
+    retrained = copy.deepcopy(model)
+    with torch.no_grad():
+        # What the same recipe gives on another CPU: the last bits of the head differ.
+        retrained.head.weight.copy_(torch.nextafter(retrained.head.weight, torch.full_like(retrained.head.weight, 9.0)))
+    retrained.trained_weights = weights_digest(retrained)
+    assert weights_digest(retrained) != weights_digest(model)
+    assert model_fingerprint(retrained) == model_fingerprint(model) != weights_digest(model)
+
+    with torch.no_grad():
+        retrained.head.bias.add_(0.5)  # the caller changed the trained model
+    assert model_fingerprint(retrained) == weights_digest(retrained) != model_fingerprint(model)
+    foreign = copy.deepcopy(model)
+    foreign.recipe = None
+    assert model_fingerprint(foreign) == weights_digest(model)

@@ -213,3 +213,18 @@ def test_shortcut_decides_the_label(shortcut, no_training):
     # Paragraphs too, although the word is 1 of about 230 pieces.
     paragraphs = [p for p in load_shortcut_paragraphs("test") if token in p.text.split()]
     assert evaluate_accuracy(model, tokenizer, paragraphs) >= 0.9
+
+
+def test_a_feature_that_varies_by_rounding_only_gets_no_weight():
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(400, 6, generator=generator)
+    labels = (features[:, 0] + 0.5 * features[:, 1] > 0).long()
+    # A dimension that is zero up to float rounding, with the noise of two CPUs.
+    first, second = features.clone(), features.clone()
+    first[:, 5] = 1e-8 * torch.randn(400, generator=generator)
+    second[:, 5] = 1e-8 * torch.randn(400, generator=generator)
+    heads = [classifier._fit_linear(x, labels, 1e-2, 2) for x in (first, second)]
+    assert torch.all(heads[0].weight[:, 5] == 0)
+    assert torch.equal(heads[0].weight, heads[1].weight)
+    assert torch.equal(heads[0].bias, heads[1].bias)
+    assert heads[0].weight[:, 0].abs().min() > 0.1

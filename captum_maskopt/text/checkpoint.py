@@ -2,11 +2,11 @@
 a stopped comparison goes on where it stopped and a summary can be read at any time.
 
 A line is ``{"run": RUN, "batch": KEY, "result": RESULT}``. ``RUN`` digests what the
-batches' results depend on besides the batch itself: the model's weights, the package
-version, :data:`REFERENCE_SETTINGS`, the settings' defaults (and
-``settings.DEFAULTS_REVISION``) and the seed; ``KEY`` digests the part of the
-comparison, the method's name as filed (see :func:`method_name`) and the batch's texts
-and labels. Each batch draws its random numbers from a seed of its own
+batches' results depend on besides the batch itself: the model (see
+:func:`model_fingerprint`), the package version, :data:`REFERENCE_SETTINGS`, the
+settings' defaults (and ``settings.DEFAULTS_REVISION``) and the seed; ``KEY`` digests
+the part of the comparison, the method's name as filed (see :func:`method_name`) and
+the batch's texts and labels. Each batch draws its random numbers from a seed of its own
 (:func:`batch_seed`), so a resumed run gives what an uninterrupted one would.
 
 A path ending in ``.xz`` or ``.gz`` is kept compressed (the per-word scores of long
@@ -39,6 +39,7 @@ from torch import nn
 import captum_maskopt
 from captum_maskopt.output import write_atomically
 from captum_maskopt.settings import DEFAULTS_REVISION, PRESETS, MaskOptimizationSettings
+from captum_maskopt.text.classifier import SentimentClassifier, weights_digest
 from captum_maskopt.text.integration import text_settings
 
 __all__ = [
@@ -134,12 +135,19 @@ def compact_checkpoint(path: PathLike) -> None:
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """A SHA-1 digest of the model's parameters and buffers."""
-    digest = hashlib.sha1()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    """A SHA-1 digest that identifies the model's function.
+
+    The project's classifiers (:func:`~captum_maskopt.text.load_sentiment_classifier`
+    and :func:`~captum_maskopt.text.load_shortcut_classifier`) are identified by the
+    recipe that trained their head, as long as their weights are still the ones it
+    left: on another CPU the same recipe gives a head that differs in the last bits of
+    its weights, and a committed checkpoint should still be read there. Any other model,
+    or one of those whose weights were changed, by its parameters and buffers, bit for bit.
+    """
+    digest = weights_digest(model)
+    if isinstance(model, SentimentClassifier) and model.recipe is not None and digest == model.trained_weights:
+        return hashlib.sha1(f"recipe {model.recipe}".encode()).hexdigest()
+    return digest
 
 
 def batch_key(part: str, name: str, texts: Sequence[str], labels: Sequence[int] = ()) -> str:

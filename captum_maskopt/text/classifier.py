@@ -8,9 +8,10 @@ linear head to two classes (0 = rotten/negative, 1 = fresh/positive).
 
 Only the head is trained: every training snippet is encoded once, and the head is
 fitted by full-batch L-BFGS on standardised embeddings with an L2 penalty chosen on
-the validation split. Training is seeded and deterministic and takes about 1.3
-minutes (sentiment) and 1.5 minutes (shortcut) on 2 CPU cores, almost all of it
-encoding the training texts.
+the validation split; embedding dimensions that vary only by float rounding are left
+out, so that the head does not depend on the CPU it was trained on. Training is seeded
+and deterministic and takes about 1.3 minutes (sentiment) and 1.5 minutes (shortcut) on
+2 CPU cores, almost all of it encoding the training texts.
 
 * :func:`load_sentiment_classifier` is trained on the Rotten Tomatoes training snippets
   (:func:`~captum_maskopt.text.data.load_snippets`); about 76 % test accuracy on
@@ -33,6 +34,7 @@ import functools
 import hashlib
 import importlib.util
 import io
+import json
 import logging
 import os
 import time
@@ -67,7 +69,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bump when the recipe changes: cached heads of another recipe are retrained.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
+#: Embedding dimensions whose spread over the training texts is below this share of the
+#: median dimension's are left out of the head: all-MiniLM-L6-v2 has dimensions that are
+#: zero up to float rounding (about 1e-8), and standardising them gave the rounding noise
+#: a weight of about 1e6, so that a head trained on another CPU predicted differently.
+MIN_FEATURE_SPREAD = 1e-4
 #: L2 penalties tried (on the standardised embeddings); the best on validation wins.
 WEIGHT_DECAYS = (1e-3, 1e-2, 3e-2, 1e-1)
 TRAINING_SEED = 0
@@ -138,6 +145,15 @@ def _encoder_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def weights_digest(model: nn.Module) -> str:
+    """A SHA-1 digest of a module's parameters and buffers, bit for bit."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -157,6 +173,10 @@ class SentimentClassifier(nn.Module):
 
     # A Hugging Face BertModel: its config and methods are untyped.
     encoder: Any
+    #: Set by the loaders below: the recipe that trained the head and the digest of the
+    #: weights it left (see :func:`~captum_maskopt.text.checkpoint.model_fingerprint`).
+    recipe: Optional[str] = None
+    trained_weights: Optional[str] = None
 
     def __init__(self, encoder: Optional[nn.Module] = None, n_classes: int = 2) -> None:
         super().__init__()
@@ -266,12 +286,15 @@ def _pooled(model: SentimentClassifier, tokenizer: Any, texts: Sequence[str]) ->
 def _fit_linear(features: Tensor, labels: Tensor, weight_decay: float, n_classes: int) -> nn.Linear:
     """Multinomial logistic regression by full-batch L-BFGS on standardised features,
     with ``weight_decay * ||W||^2``, folded back into one linear layer on the raw
-    features."""
+    features; features that barely vary (see :data:`MIN_FEATURE_SPREAD`) get weight 0."""
     torch.manual_seed(TRAINING_SEED)
     features = features.double()
     mean = features.mean(dim=0)
-    scale = features.std(dim=0).clamp_min(1e-8)
-    standardised = (features - mean) / scale
+    spread = features.std(dim=0)
+    used = spread > MIN_FEATURE_SPREAD * spread.median()
+    scale = spread.where(used, torch.ones_like(spread))
+    # Zero columns keep their weights at the zero start: no gradient, and the penalty's is 0.
+    standardised = ((features - mean) / scale) * used
     weight = torch.zeros(n_classes, features.shape[1], dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
@@ -290,7 +313,7 @@ def _fit_linear(features: Tensor, labels: Tensor, weight_decay: float, n_classes
         optimizer.step(closure)  # type: ignore[no-untyped-call]
     head = nn.Linear(features.shape[1], n_classes)
     with torch.no_grad():
-        folded = weight.detach() / scale
+        folded = (weight.detach() / scale) * used
         head.weight.copy_(folded.float())
         head.bias.copy_((bias.detach() - folded @ mean).float())
     return head
@@ -399,6 +422,11 @@ def _load_or_train(
     else:
         model.head.load_state_dict(payload["head"])
     model.training_metrics = dict(payload.get("metrics", {}))  # type: ignore[assignment]
+    model.recipe = json.dumps(
+        {"kind": kind, "recipe": RECIPE_VERSION, "encoder": _encoder_fingerprint(), "token": token},
+        sort_keys=True,
+    )
+    model.trained_weights = weights_digest(model)
     return model.eval(), tokenizer, payload
 
 
