@@ -125,7 +125,9 @@ TIE_BREAKS = ("auto", "bands", "removal", "gradient")
 MAX_REMOVAL_GROUPS = 1024
 #: Raised whenever what the defaults compute changes while no default value does (an
 #: ``"auto"`` choice resolving to something new: 2 when ``tie_break="auto"`` went from
-#: removal to bands), so that saved comparison runs keyed on the defaults start afresh.
+#: removal to bands), so that what was saved under the defaults' name (this package's
+#: rows of a text comparison's checkpoint, the fingerprint of an output file) is made
+#: afresh.
 DEFAULTS_REVISION = 2
 
 

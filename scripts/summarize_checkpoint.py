@@ -9,17 +9,20 @@ The file may be plain or compressed (``.xz``, ``.gz``), as the comparison wrote 
 
 Only the batches in the file count, and only those of one run: the lines of a file
 carry the key of the run that wrote them (the model, the package version, the
-settings' defaults and the seed; see ``captum_maskopt.text.checkpoint``), and after a
+peers' settings and the seed; see ``captum_maskopt.text.checkpoint``), and after a
 change of any of these a run files the same documents again under a new key. The summary reads the
 latest run unless ``--run`` names another (a key or its first characters) or ``all``,
-so that results of two models or two sets of defaults are never averaged together: the
+so that results of two models are never averaged together (two sets of this package's
+defaults are kept apart by the rows' names): the
 run that wrote the file's last document batch, and for the planted-shortcut rows the
 one that wrote its last shortcut batch (the shortcut classifier is another model, so
 one comparison writes two keys). Within the run, while it is going, the methods may cover
 different documents (a run explains each batch with every method before the next batch, but
 runs chained into one file with different methods or settings need not cover the same ones);
 ``--common`` keeps only the batches that every method in the file has finished, so the
-methods are compared on the same documents. ``--time-ratio A B`` compares the seconds
+methods are compared on the same documents. This package's rows are filed under
+names with a tag of the defaults they ran with (``MaskOptimization @1a2b3c4d``); a
+method named without it means the one such row in the run. ``--time-ratio A B`` compares the seconds
 of two methods on the batches both finished (the same documents in the same batches):
 the median over those batches of A's seconds over B's, and the ratio of their totals.
 ``--difference A B`` gives, on the same shared batches, A's mean minus B's for each
@@ -38,7 +41,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from captum_maskopt.text.checkpoint import read_checkpoint, results_of, runs_of
+from captum_maskopt.text.checkpoint import filed_method, read_checkpoint, results_of, runs_of
 from captum_maskopt.text.compare import (
     BATCH_COLUMNS, EVIDENCE_METRICS, METRICS, batch_texts, documents_behind, shared_batches,
 )
@@ -138,12 +141,20 @@ def summarize(
     }
 
 
+def _filed(results: Sequence[Mapping[str, Any]], *names: str) -> List[str]:
+    """The filed names that ``names`` mean (:func:`filed_method`): this package's rows
+    may be named without their defaults tag."""
+    filed = [str(result.get("method", "?")) for result in results if "hits" not in result]
+    return [filed_method(name, filed) for name in names]
+
+
 def _shared_batches(
     path: Path, method: str, other: str, kind: Optional[str] = None, run: str = LATEST_RUN
 ) -> Tuple[List[Mapping[str, float]], List[Mapping[str, float]], List[int]]:
     """:func:`captum_maskopt.text.compare.shared_batches` of the file's batches."""
     try:
-        return shared_batches(_results(path, kind, run), method, other)
+        results = _results(path, kind, run)
+        return shared_batches(results, *_filed(results, method, other))
     except ValueError as error:
         raise ValueError(f"{error} in {path}") from None
 
@@ -171,7 +182,8 @@ def paired_difference(
     """:func:`captum_maskopt.text.compare.paired_difference` of ``method`` minus
     ``other`` on the file's batches of the runs ``run`` names, of one ``kind`` if given."""
     try:
-        return paired_difference_of(_results(path, kind, run), method, other, resamples, seed)
+        results = _results(path, kind, run)
+        return paired_difference_of(results, *_filed(results, method, other), resamples, seed)
     except ValueError as error:
         raise ValueError(f"{error} in {path}") from None
 

@@ -297,6 +297,7 @@ def test_other_mask_settings_rerun_mask_optimization_and_reuse_the_peers(
 def test_new_text_settings_rerun_mask_optimization_and_reuse_the_peers(
     sentiment, documents, tmp_path, monkeypatch
 ):
+    from captum_maskopt import settings
     from captum_maskopt.text import compare, integration
 
     explainer = integration.TextExplainer(*sentiment)
@@ -312,33 +313,81 @@ def test_new_text_settings_rerun_mask_optimization_and_reuse_the_peers(
                             mask_settings={"n_steps": 3})
     assert ran == ["MaskOptimization"]
     # Asking for the old settings explicitly finds the batches they made.
+    default_budgets = settings.PRESETS["default"].target_kept_fraction
     compare.compare_methods(explainer, texts, labels, methods, checkpoint=path,
-                            mask_settings={**old_settings, "n_steps": 3})
+                            mask_settings={**old_settings, "target_kept_fraction": default_budgets, "n_steps": 3})
     assert ran == ["MaskOptimization"]
 
 
-def test_mask_optimization_is_named_by_its_difference_from_the_reference(monkeypatch):
+def test_a_new_default_reruns_this_packages_rows_and_reuses_the_peers(
+    sentiment, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt import settings
+    from captum_maskopt.text import checkpoint, compare, integration
+
+    explainer = integration.TextExplainer(*sentiment)
+    texts, labels = documents[0][:2], documents[1][:2]
+    path = tmp_path / "run.jsonl"
+    methods = ["InputXGradient", "MaskOptimization"]
+    compare.compare_methods(explainer, texts, labels, methods, checkpoint=path, mask_settings={"n_steps": 3})
+    old_name = checkpoint.method_name("MaskOptimization", {"n_steps": 3})
+    ran = _record_methods_run(monkeypatch)
+    # A default that changes (here what an "auto" choice means) files anew only the rows
+    # that depend on it.
+    monkeypatch.setattr(checkpoint, "DEFAULTS_REVISION", settings.DEFAULTS_REVISION + 1)
+    compare.compare_methods(explainer, texts, labels, methods, checkpoint=path, mask_settings={"n_steps": 3})
+    assert ran == ["MaskOptimization"]
+    new_name = checkpoint.method_name("MaskOptimization", {"n_steps": 3})
+    assert new_name != old_name
+    summary = load_script("summarize_checkpoint").summarize(path)["methods"]
+    assert set(summary) == {"InputXGradient", old_name, new_name}
+
+
+def test_this_packages_rows_are_named_by_the_settings_given_and_the_defaults(monkeypatch):
+    from captum_maskopt import settings
     from captum_maskopt.text import checkpoint, integration
 
-    monkeypatch.setattr(integration, "TEXT_SETTINGS", dict(checkpoint.REFERENCE_SETTINGS))
-    assert checkpoint.method_name("MaskOptimization", None) == "MaskOptimization"
-    assert checkpoint.method_name("MaskOptimization", {"path_average": True}) == "MaskOptimization"
+    monkeypatch.setattr(integration, "TEXT_SETTINGS", {})
+    tag = checkpoint.defaults_tag()
+    assert len(tag) == 8
+    assert checkpoint.method_name("MaskOptimization", None) == f"MaskOptimization @{tag}"
     assert checkpoint.method_name("Lime", {"n_steps": 9}) == "Lime"
-    # A method default given explicitly is the same run as leaving it out.
-    assert checkpoint.method_name("MaskOptimization", {"comprehensiveness": "hinge"}) == "MaskOptimization"
-    assert checkpoint.method_name("MaskOptimization", {"comprehensiveness": "log"}) == (
-        'MaskOptimization {"comprehensiveness": "log"}'
-    )
-    monkeypatch.setattr(integration, "TEXT_SETTINGS", {
-        "target_kept_fraction": 0.05, "path_average": False,
-    })
-    # A setting that differs from the reference is named, with the given ones.
-    assert checkpoint.method_name("MaskOptimization", {"n_steps": 9}) == (
-        'MaskOptimization {"n_steps": 9, "path_average": false}'
-    )
+    # A default given explicitly (a list from JSON for a tuple too) is the same run as
+    # leaving it out.
+    default_budgets = list(settings.PRESETS["default"].target_kept_fraction)
     assert checkpoint.method_name(
-        "MaskOptimization", {"comprehensiveness": "hinge", "path_average": True}
-    ) == "MaskOptimization"
+        "MaskOptimization", {"comprehensiveness": "hinge", "target_kept_fraction": default_budgets}
+    ) == f"MaskOptimization @{tag}"
+    assert checkpoint.method_name("MaskOptimization", {"comprehensiveness": "log"}) == (
+        f'MaskOptimization {{"comprehensiveness": "log"}} @{tag}'
+    )
+    # Text-only settings are part of the name.
+    monkeypatch.setattr(integration, "TEXT_SETTINGS", {"path_average": False})
+    assert checkpoint.method_name("MaskOptimization", {"n_steps": 9}) == (
+        f'MaskOptimization {{"n_steps": 9, "path_average": false}} @{tag}'
+    )
+    # The token-level row: the settings given over attribute()'s defaults.
+    assert checkpoint.method_name("LayerMaskOptimization", {}) == f"LayerMaskOptimization @{tag}"
+    assert checkpoint.method_name("MaskOptimization (paper)", {"n_steps": 9}) == (
+        f"MaskOptimization (paper) @{checkpoint.defaults_tag('paper')}"
+    )
+    # Another default gives another tag.
+    changed = dict(settings.PRESETS, default=settings.MaskOptimizationSettings(n_steps=7))
+    monkeypatch.setattr(checkpoint, "PRESETS", changed)
+    assert checkpoint.defaults_tag() != tag
+
+
+def test_a_row_may_be_named_without_its_defaults_tag():
+    from captum_maskopt.text.checkpoint import filed_method
+
+    filed = ["Lime", "MaskOptimization @00000001", "MaskOptimization {\"n_steps\": 5} @00000001"]
+    assert filed_method("Lime", filed) == "Lime"
+    assert filed_method("MaskOptimization", filed) == "MaskOptimization @00000001"
+    assert filed_method('MaskOptimization {"n_steps": 5}', filed) == filed[2]
+    with pytest.raises(ValueError, match="no method 'IG' is filed"):
+        filed_method("IG", filed)
+    with pytest.raises(ValueError, match="names 2 filed methods"):
+        filed_method("MaskOptimization", filed + ["MaskOptimization @00000002"])
 
 
 def test_the_difference_of_two_methods_comes_with_a_bootstrap_interval(tmp_path, capsys):
@@ -369,6 +418,11 @@ def test_the_difference_of_two_methods_comes_with_a_bootstrap_interval(tmp_path,
     assert row["low"] == pytest.approx(0.1) and row["high"] == pytest.approx(0.4)
     assert script.main([str(path), "--difference", "A", "B"]) == 0
     assert "aopc_comprehensiveness   +0.5000  [+0.5000, +0.5000]" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main([str(path), "--difference", "A", "C"])
+    assert "--difference: no method 'C' is filed; the file has 'A', 'B'" in capsys.readouterr().err
+    # Filed, but never on the same batches.
+    path.write_text(line("A", ["a"], 1.0, 0.1) + "\n" + line("C", ["b"], 1.0, 0.1) + "\n")
     with pytest.raises(SystemExit):
         script.main([str(path), "--difference", "A", "C"])
     assert "--difference: no batch finished by both 'A' and 'C'" in capsys.readouterr().err
@@ -505,3 +559,18 @@ def test_the_projects_classifier_is_known_by_its_recipe_until_its_weights_change
     foreign = copy.deepcopy(model)
     foreign.recipe = None
     assert model_fingerprint(foreign) == weights_digest(model)
+
+
+def test_the_run_key_changes_with_the_peers_settings_and_not_with_this_packages(monkeypatch):
+    from torch import nn
+
+    from captum_maskopt import settings
+    from captum_maskopt.text import checkpoint
+
+    model = nn.Linear(2, 2)
+    key = checkpoint.run_key(model, seed=0)
+    assert checkpoint.run_key(model, seed=1) != key
+    monkeypatch.setattr(checkpoint, "DEFAULTS_REVISION", settings.DEFAULTS_REVISION + 1)
+    assert checkpoint.run_key(model, seed=0) == key
+    monkeypatch.setitem(checkpoint.PEER_SETTINGS, "Lime", {"n_samples": 7})
+    assert checkpoint.run_key(model, seed=0) != key

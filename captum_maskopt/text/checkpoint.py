@@ -1,12 +1,12 @@
 """The checkpoint file of a text comparison: one JSON line per finished batch, so that
 a stopped comparison goes on where it stopped and a summary can be read at any time.
 
-A line is ``{"run": RUN, "batch": KEY, "result": RESULT}``. ``RUN`` digests what the
-batches' results depend on besides the batch itself: the model (see
-:func:`model_fingerprint`), the package version, :data:`REFERENCE_SETTINGS`, the
-settings' defaults (and ``settings.DEFAULTS_REVISION``) and the seed; ``KEY`` digests
-the part of the comparison, the method's name as filed (see :func:`method_name`) and
-the batch's texts and labels. Each batch draws its random numbers from a seed of its own
+A line is ``{"run": RUN, "batch": KEY, "result": RESULT}``. ``RUN`` digests what every
+method's results depend on besides the batch itself: the model (see
+:func:`model_fingerprint`), the package version, the peers' settings
+(:data:`~captum_maskopt.text.peers.PEER_SETTINGS`) and the seed; ``KEY`` digests the
+part of the comparison, the method's name as filed (see :func:`method_name`) and the
+batch's texts and labels. Each batch draws its random numbers from a seed of its own
 (:func:`batch_seed`), so a resumed run gives what an uninterrupted one would.
 
 A path ending in ``.xz`` or ``.gz`` is kept compressed (the per-word scores of long
@@ -15,11 +15,12 @@ stream of its own, so a run killed mid-write loses at most that batch, and openi
 file again rewrites it as one stream (:func:`compact_checkpoint`), which compresses far
 better because the batches of one document repeat its text.
 
-MaskOptimization's batches are filed under a name that carries its settings where they
-differ from :data:`REFERENCE_SETTINGS`; with today's defaults that name is
-``MaskOptimization {"target_kept_fraction": [0.01, 0.05, 0.1, 0.2, 0.5]}``. A run with
-other settings reruns MaskOptimization only, while the peers' batches, which do not
-depend on those settings, are shared; a change of a default starts afresh.
+This package's own rows are filed under names that say what they ran with: the
+settings given over the defaults, and a tag of the defaults themselves
+(:func:`defaults_tag`), e.g. ``MaskOptimization @1a2b3c4d`` or
+``MaskOptimization {"n_steps": 50} @1a2b3c4d``. So a change of a default, or of what
+an ``"auto"`` default resolves to, reruns this package's rows only, while the peers'
+batches, which do not depend on it, are read again.
 """
 
 from __future__ import annotations
@@ -38,19 +39,16 @@ from torch import nn
 
 import captum_maskopt
 from captum_maskopt.output import write_atomically
-from captum_maskopt.settings import DEFAULTS_REVISION, PRESETS, MaskOptimizationSettings
+from captum_maskopt.settings import DEFAULTS_REVISION, PRESETS
 from captum_maskopt.text.classifier import SentimentClassifier, weights_digest
 from captum_maskopt.text.integration import text_settings
+from captum_maskopt.text.peers import PEER_SETTINGS
 
 __all__ = [
-    "REFERENCE_SETTINGS", "Checkpoint", "read_checkpoint", "batch_key", "batch_seed",
-    "compact_checkpoint", "method_name", "model_fingerprint", "results_of", "run_key", "runs_of",
+    "Checkpoint", "read_checkpoint", "batch_key", "batch_seed", "compact_checkpoint",
+    "defaults_tag", "filed_method", "method_name", "model_fingerprint", "results_of",
+    "run_key", "runs_of",
 ]
-
-#: The settings MaskOptimization's names are relative to: the text settings of the
-#: first checkpoints, fixed so that those files stay valid when
-#: :data:`~captum_maskopt.text.TEXT_SETTINGS` changes.
-REFERENCE_SETTINGS: Mapping[str, Any] = {"target_kept_fraction": 0.05, "path_average": True}
 
 PathLike = Union[str, Path]
 
@@ -155,47 +153,67 @@ def batch_key(part: str, name: str, texts: Sequence[str], labels: Sequence[int] 
     return hashlib.sha1(json.dumps([part, name, list(texts), list(labels)]).encode()).hexdigest()
 
 
+def defaults_tag(preset: str = "default") -> str:
+    """Eight hex digits that identify what a preset computes: its settings and
+    :data:`~captum_maskopt.settings.DEFAULTS_REVISION` (raised when an ``"auto"``
+    choice resolves anew while no value changes)."""
+    record = json.dumps([PRESETS[preset].as_record(), DEFAULTS_REVISION], sort_keys=True)
+    return hashlib.sha1(record.encode()).hexdigest()[:8]
+
+
+def _comparable(value: Any) -> Any:
+    # JSON and the command line give lists where the settings hold tuples.
+    return tuple(value) if isinstance(value, list) else value
+
+
 def method_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
-    """The name a method's batches are filed under: MaskOptimization's carries the
-    settings it runs with where they differ from :data:`REFERENCE_SETTINGS`. A setting
-    not given counts as its default, so ``comprehensiveness="log"`` and no
-    ``comprehensiveness`` name one run. The paper's row carries a digest of the
-    ``"paper"`` preset. LayerMaskOptimization (the token-level call at
-    ``attribute()``'s own defaults) carries the settings given over those defaults."""
+    """The name a method's batches are filed under. Captum's methods: their name.
+    MaskOptimization: its name, the settings it runs with where they differ from the
+    defaults (:func:`~captum_maskopt.text.integration.text_settings` of
+    ``mask_settings``; a setting given at its default value names the same run as
+    leaving it out) and ``@`` :func:`defaults_tag`; LayerMaskOptimization (the
+    token-level call at ``attribute()``'s own defaults) likewise with the settings given
+    over those defaults; the paper's row, its name and the tag of the ``"paper"``
+    preset."""
     if name == "MaskOptimization (paper)":
-        # Not under the run key, which holds the defaults only: a changed preset files anew.
-        preset = json.dumps(PRESETS["paper"].as_record(), sort_keys=True)
-        return f"{name} {hashlib.sha1(preset.encode()).hexdigest()[:8]}"
-    if name == "LayerMaskOptimization":
-        given = {key: value for key, value in (mask_settings or {}).items()
-                 if value != MaskOptimizationSettings().as_dict().get(key)}
-        return f"{name} {json.dumps(given, sort_keys=True)}" if given else name
-    if name != "MaskOptimization":
+        return f"{name} @{defaults_tag('paper')}"
+    if name == "MaskOptimization":
+        chosen = text_settings(mask_settings)
+    elif name == "LayerMaskOptimization":
+        chosen = dict(mask_settings or {})
+    else:
         return name
-    defaults = MaskOptimizationSettings().as_dict()
-    settings = text_settings(mask_settings)
+    defaults = PRESETS["default"].as_dict()
+    given = {key: value for key, value in chosen.items()
+             if key not in defaults or _comparable(value) != _comparable(defaults[key])}
+    settings = f" {json.dumps(given, sort_keys=True)}" if given else ""
+    return f"{name}{settings} @{defaults_tag()}"
 
-    def value(chosen: Mapping[str, Any], key: str) -> Any:
-        return chosen.get(key, defaults.get(key))
 
-    difference = {
-        key: value(settings, key) for key in set(settings) | set(REFERENCE_SETTINGS)
-        if value(settings, key) != value(REFERENCE_SETTINGS, key)
-    }
-    if not difference:
+def filed_method(name: str, filed: Sequence[str]) -> str:
+    """The filed name (see :func:`method_name`) that ``name`` means among ``filed``:
+    itself when filed, else the one filed name that is ``name`` with a defaults tag
+    (``MaskOptimization`` for ``MaskOptimization @1a2b3c4d``). Raises ``ValueError``
+    when there is none or more than one."""
+    if name in filed:
         return name
-    return f"{name} {json.dumps(difference, sort_keys=True)}"
+    tagged = sorted({entry for entry in filed if entry.rsplit(" @", 1)[0] == name})
+    if len(tagged) == 1:
+        return tagged[0]
+    known = ", ".join(repr(entry) for entry in sorted(set(filed)))
+    if tagged:
+        raise ValueError(f"{name!r} names {len(tagged)} filed methods (defaults of several "
+                         f"versions): give one of {', '.join(map(repr, tagged))} in full")
+    raise ValueError(f"no method {name!r} is filed; the file has {known}")
 
 
 def run_key(model: nn.Module, seed: int) -> str:
-    """The key of a comparison's run (the ``run`` of its lines): what its batches'
-    results depend on besides the batch itself."""
+    """The key of a comparison's run (the ``run`` of its lines): what every method's
+    results depend on besides the batch itself. This package's settings are not in it
+    but in its rows' names (:func:`method_name`), so that a change of a default leaves
+    the peers' batches valid."""
     return hashlib.sha1(json.dumps(
-        # The reference and the defaults belong to the key: the names are relative to
-        # them, so a change of a default starts afresh rather than reusing batches
-        # made with the old value.
-        [model_fingerprint(model), captum_maskopt.__version__, dict(REFERENCE_SETTINGS), seed,
-         MaskOptimizationSettings().as_record(), DEFAULTS_REVISION],
+        [model_fingerprint(model), captum_maskopt.__version__, seed, PEER_SETTINGS],
         sort_keys=True,
     ).encode()).hexdigest()
 
