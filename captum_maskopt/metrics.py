@@ -111,8 +111,7 @@ def comprehensiveness(
 ) -> Tensor:
     """``p_j(x) - p_j(x without the rationale)`` per example."""
     present = _valid_or_all(rationale.float(), valid)
-    full = _class_probability(probabilities_with, present, target)
-    return full - _class_probability(probabilities_with, present & ~rationale, target)
+    return _with_rationale(probabilities_with, present, [rationale], target, kept=False)[0]
 
 
 def sufficiency(
@@ -121,19 +120,29 @@ def sufficiency(
 ) -> Tensor:
     """``p_j(x) - p_j(the rationale alone)`` per example; lower is better."""
     present = _valid_or_all(rationale.float(), valid)
+    return _with_rationale(probabilities_with, present, [rationale], target, kept=True)[0]
+
+
+def _with_rationale(
+    probabilities_with: ProbabilitiesWith, present: Tensor, rationales: Sequence[Tensor],
+    target: Tensor, kept: bool,
+) -> List[Tensor]:
+    """``p_j(x) - p_j(x reduced)`` for each rationale, ``x`` reduced to the rationale
+    (``kept``) or to the rest; the full input is asked for once."""
     full = _class_probability(probabilities_with, present, target)
-    return full - _class_probability(probabilities_with, present & rationale, target)
+    return [
+        full - _class_probability(probabilities_with, present & (r if kept else ~r), target)
+        for r in rationales
+    ]
 
 
 def _aopc(
-    metric: Callable[..., Tensor], probabilities_with: ProbabilitiesWith, attributions: Tensor,
+    kept: bool, probabilities_with: ProbabilitiesWith, attributions: Tensor,
     target: Tensor, valid: Optional[Tensor], fractions: Sequence[float],
 ) -> Tensor:
-    values = [
-        metric(probabilities_with, top_fraction_mask(attributions, f, valid), target, valid)
-        for f in fractions
-    ]
-    return torch.stack(values).mean(dim=0)
+    present = _valid_or_all(attributions, valid)
+    rationales = [top_fraction_mask(attributions, f, present) for f in fractions]
+    return torch.stack(_with_rationale(probabilities_with, present, rationales, target, kept)).mean(dim=0)
 
 
 def aopc_comprehensiveness(
@@ -141,7 +150,7 @@ def aopc_comprehensiveness(
     valid: Optional[Tensor] = None, fractions: Sequence[float] = AOPC_FRACTIONS,
 ) -> Tensor:
     """Comprehensiveness averaged over the top-``fractions`` rationales, per example."""
-    return _aopc(comprehensiveness, probabilities_with, attributions, target, valid, fractions)
+    return _aopc(False, probabilities_with, attributions, target, valid, fractions)
 
 
 def aopc_sufficiency(
@@ -149,7 +158,7 @@ def aopc_sufficiency(
     valid: Optional[Tensor] = None, fractions: Sequence[float] = AOPC_FRACTIONS,
 ) -> Tensor:
     """Sufficiency averaged over the top-``fractions`` rationales, per example."""
-    return _aopc(sufficiency, probabilities_with, attributions, target, valid, fractions)
+    return _aopc(True, probabilities_with, attributions, target, valid, fractions)
 
 
 def _curve(

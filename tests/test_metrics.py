@@ -61,6 +61,19 @@ def test_aopc_over_fractions():
     assert worse.item() == pytest.approx(0.0)
 
 
+def test_aopc_asks_the_model_for_the_full_input_once():
+    # A comparison scores long documents at 19 protocol levels: one pass per level, not two.
+    calls = []
+
+    def counting(keep):
+        calls.append(keep.clone())
+        return probabilities_with(keep)
+
+    comp = metrics.aopc_comprehensiveness(counting, PERFECT, TARGET, fractions=(0.2, 0.4, 0.6))
+    assert len(calls) == 4 and calls[0].all()
+    assert comp.item() == pytest.approx((0.5 + 0.8 + 1.0) / 3)
+
+
 def test_the_authors_protocol_averages_over_five_to_ninety_five_percent():
     assert metrics.PROTOCOL_FRACTIONS == tuple(k / 100 for k in range(5, 100, 5))
     protocol = metrics.aopc_comprehensiveness(probabilities_with, PERFECT, TARGET, fractions=metrics.PROTOCOL_FRACTIONS)
