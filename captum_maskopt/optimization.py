@@ -357,6 +357,17 @@ def _banded_level_effects(
     return (torch.round(mean / _EFFECT_RESOLUTION) * _EFFECT_RESOLUTION).masked_fill(pinned, 0.0)
 
 
+def _path_dependence(final_gradient: Tensor, slope_sum: Tensor, steps: Tensor, pinned: Tensor) -> Tensor:
+    """The ``"path"`` tie break's dependence: the final mask's gradient of ``p_keep -
+    p_remove`` plus the mean of the loss's negative slopes over the example's steps
+    (``slope_sum`` over ``steps``), each standardized per example without clipping, so
+    that both count alike whatever their scales."""
+    valid = ~pinned
+    path = slope_sum / steps.unsqueeze(1).clamp_min(1).to(slope_sum.dtype)
+    unclipped = float("inf")
+    return standardized_scores(final_gradient, valid, unclipped) + standardized_scores(path, valid, unclipped)
+
+
 def _tie_break_ranks(dependence: Tensor, pinned: Tensor) -> Tensor:
     """Per group, in [0, 1]: how much ``p_keep - p_remove`` depends on the group (its
     :func:`_banded_level_effects` or :func:`_removal_effects`, or the gradient: the sum of the input
@@ -410,6 +421,9 @@ def optimize_masks(
     # Summed per example over its own steps, so a stopped example's average does not
     # depend on how long the others in its batch keep going.
     path_sum = torch.zeros_like(last_checked) if settings.path_average else None
+    # Summed per example over its own steps, for the "path" tie break.
+    with_path = settings.tie_break_weight > 0 and settings.tie_break_for(parametrization.n_groups) == "path"
+    path_slope = torch.zeros_like(last_checked) if with_path else None
 
     for step in range(settings.n_steps):
         tracked = {k: active.take(v).detach().requires_grad_() for k, v in params.items()}
@@ -427,7 +441,12 @@ def optimize_masks(
             # Checked once here and then at every convergence check, where the loop
             # synchronises with the device anyway.
             _finite_or_raise(loss.detach(), active.indices())
-        grads = list(torch.autograd.grad(loss.sum(), list(tracked.values())))
+        if path_slope is None:
+            grads = list(torch.autograd.grad(loss.sum(), list(tracked.values())))
+        else:
+            # The loss's slope at the views' mask comes with the same backward pass.
+            *grads, slope = torch.autograd.grad(loss.sum(), list(tracked.values()) + [noisy])
+            active.add_to(path_slope, -slope.detach())
         active.add_to(steps_taken, 1)
         with torch.no_grad():
             if active.rows is None:
@@ -488,6 +507,8 @@ def optimize_masks(
             dependence = _banded_level_effects(predict, final, pinned, fractions)
         else:
             dependence = _mask_gradient(predict, last_mask, minus_removed=True)
+            if path_slope is not None:
+                dependence = _path_dependence(dependence, path_slope, steps_taken, pinned)
         ranks = _tie_break_ranks(dependence, pinned)
         final = final * ((1 - weight) + weight * ranks)
     return final, record

@@ -172,6 +172,73 @@ def test_bands_tie_break_reads_each_group_at_the_two_cuts_next_to_its_rank(plant
     assert torch.allclose(ranked, mask * _rank(effects), atol=1e-5)
 
 
+def test_path_tie_break_adds_the_mean_slope_of_the_loss_over_the_steps(mlp):
+    # Noiseless, sufficiency alone: each step's slope is -d(-log p(x_keep))/dm at that
+    # step's mask, recomputed here along the masks the optimization visits (free logits
+    # from 2.0, Adam at the default step, recomputed with torch's Adam). Through a
+    # nonlinear model the slopes along the path order the groups otherwise than the
+    # final gradient alone.
+    torch.manual_seed(5)
+    x = torch.rand(3, 8) + 0.5
+    targets = torch.tensor([0, 1, 2])
+    options = dict(n_steps=3, path_average=False, noise_std=0.0, flip_fraction=0.0,
+                   comprehensiveness_weight=0.0, compactness_weight=0.0)
+    explainer = MaskOptimization(mlp)
+    mask = explainer.attribute(x, target=targets, tie_break_weight=0.0, **options)
+    ranked = explainer.attribute(x, target=targets, tie_break="path", **options)
+
+    def probability(view):
+        return torch.softmax(mlp(view), dim=1)[torch.arange(3), targets]
+
+    logits = torch.full((3, 8), 2.0, requires_grad=True)
+    adam = torch.optim.Adam([logits], lr=0.1, eps=1e-8)
+    slopes = torch.zeros(3, 8)
+    for _ in range(3):
+        m = torch.sigmoid(logits)
+        step_mask = m.detach().requires_grad_()
+        (slope,) = torch.autograd.grad(torch.log(probability(step_mask * x)).sum(), step_mask)
+        slopes += slope
+        adam.zero_grad()
+        (-torch.log(probability(m * x)).sum()).backward()
+        adam.step()
+    assert torch.allclose(torch.sigmoid(logits).detach(), mask, atol=1e-5), "the same path"
+    final = mask.detach().requires_grad_()
+    kept_minus_removed = probability(final * x) - probability((1 - final) * x)
+    (gradient,) = torch.autograd.grad(kept_minus_removed.sum(), final)
+
+    def z(values):
+        return (values - values.mean(1, keepdim=True)) / values.std(1, unbiased=False, keepdim=True)
+
+    assert torch.allclose(ranked, mask * _rank(z(gradient) + z(slopes / 3)), atol=1e-4)
+    plain = explainer.attribute(x, target=targets, tie_break="gradient", **options)
+    assert torch.allclose(plain, mask * _rank(gradient), atol=1e-4)
+    assert not torch.allclose(ranked, plain, atol=1e-3)
+
+
+def test_path_tie_break_costs_no_more_passes_than_the_gradient_and_is_batch_independent(mlp):
+    torch.manual_seed(4)
+    x = torch.rand(5, 8)
+    targets = [0, 1, 2, 1, 0]
+    calls = {"gradient": 0, "path": 0}
+
+    def counted(tie_break):
+        def forward(inputs):
+            calls[tie_break] += 1
+            return mlp(inputs)
+        return forward
+
+    results = {}
+    for tie_break in calls:
+        results[tie_break] = MaskOptimization(counted(tie_break)).attribute(
+            x, target=targets, n_steps=20, tie_break=tie_break)
+    assert calls["path"] == calls["gradient"]
+    single = torch.cat([
+        MaskOptimization(mlp).attribute(x[i : i + 1], target=targets[i], n_steps=20, tie_break="path")
+        for i in range(5)
+    ])
+    assert torch.allclose(results["path"], single, atol=1e-5)
+
+
 @pytest.mark.parametrize("tie_break", ["removal", "bands"])
 def test_switch_tie_breaks_are_batch_independent_and_auto_picks_bands_for_few_groups(mlp, tie_break):
     torch.manual_seed(4)

@@ -176,4 +176,4 @@ def test_tie_break_auto_resolves_by_the_number_of_groups():
     assert auto.tie_break_for(MAX_REMOVAL_GROUPS) == "bands"
     assert auto.tie_break_for(MAX_REMOVAL_GROUPS + 1) == "gradient"
     assert MaskOptimizationSettings(tie_break="removal").tie_break_for(10**6) == "removal"
-    assert PRESETS["image"].tie_break_for(10) == "gradient"
+    assert PRESETS["image"].tie_break_for(10) == "path"
