@@ -574,3 +574,28 @@ def test_the_run_key_changes_with_the_peers_settings_and_not_with_this_packages(
     assert checkpoint.run_key(model, seed=0) == key
     monkeypatch.setitem(checkpoint.PEER_SETTINGS, "Lime", {"n_samples": 7})
     assert checkpoint.run_key(model, seed=0) != key
+
+
+def test_the_steps_curve_pairs_each_step_count_with_integrated_gradients(sentiment, tmp_path, monkeypatch):
+    ran = _record_methods_run(monkeypatch)
+    script = load_script("steps_curve")
+    out = tmp_path / "steps.json"
+    arguments = ["--steps", "2,3", "--snippets", "4", "--split", "validation", "--batch-size", "2",
+                 "--checkpoint", str(tmp_path / "run.jsonl"), "--json", str(out)]
+    assert script.main(arguments) == 0
+    # The peers explain each batch once, the mask each batch once per step count.
+    assert sorted(ran) == sorted(["MaskOptimization", "IntegratedGradients", "ShapleyValueSampling"] * 2
+                                 + ["MaskOptimization"] * 2)
+    results = json.loads(out.read_text())
+    rows = ["MaskOptimization (n_steps=2)", "MaskOptimization (n_steps=3)"]
+    assert list(results["methods"]) == rows + ["IntegratedGradients", "ShapleyValueSampling"]
+    for row in rows:
+        paired = results["paired_differences"][row]["IntegratedGradients"]
+        assert paired["batches"] == 2
+        gap = results["methods"][row]["aopc_sufficiency"] - results["methods"]["IntegratedGradients"]["aopc_sufficiency"]
+        assert paired["aopc_sufficiency"]["difference"] == pytest.approx(gap)
+        assert results["seconds_over_integrated_gradients"][row] > 0
+    # Run again: everything is read from the checkpoint.
+    del ran[:]
+    assert script.main(arguments) == 0
+    assert ran == [] and json.loads(out.read_text())["methods"] == results["methods"]
