@@ -127,3 +127,25 @@ def test_every_method_runs_and_is_scored_on_a_small_torchvision_model():
         assert row["infidelity"] >= -1e-9 and row["sensitivity_max"] >= 0
         assert comparison.localisation["b"][method]["pointing_game"] in (0.0, 1.0)
     assert set(comparison.localisation) == {"b"}
+
+
+@pytest.mark.parametrize("name", ["SmoothGrad", "KernelShap"])
+def test_methods_that_draw_from_torchs_generator_do_not_depend_on_what_ran_before(name):
+    torchvision = pytest.importorskip("torchvision")
+    pytest.importorskip("skimage")
+    from captum_maskopt.vision.peers import pixel_attributions
+
+    torch.manual_seed(0)
+    model = torchvision.models.squeezenet1_1(weights=None, num_classes=10).eval()
+    images = (torch.rand(1, 3, 4, 4) * 2 - 1).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    target = torch.tensor([3])
+    torch.manual_seed(1)
+    first = pixel_attributions(name, model, images, target, seed=5)
+    torch.rand(7)  # another state of the caller's generator
+    state = torch.random.get_rng_state()
+    again = pixel_attributions(name, model, images, target, seed=5)
+    assert torch.equal(first, again)
+    # The caller's generator is where it was.
+    assert torch.equal(torch.random.get_rng_state(), state)
+    other = pixel_attributions(name, model, images, target, seed=6)
+    assert not torch.equal(first, other)

@@ -7,7 +7,8 @@ method's results depend on besides the batch itself: the model (see
 (:data:`~captum_maskopt.text.peers.PEER_SETTINGS`) and the seed; ``KEY`` digests the
 part of the comparison, the method's name as filed (see :func:`method_name`) and the
 batch's texts and labels. Each batch draws its random numbers from a seed of its own
-(:func:`batch_seed`), so a resumed run gives what an uninterrupted one would.
+(:func:`~captum_maskopt.hashing.seeded_draws` of the seed and the batch's key), so a
+resumed run gives what an uninterrupted one would.
 
 A path ending in ``.xz`` or ``.gz`` is kept compressed (the per-word scores of long
 documents make a plain file large): each finished batch is appended as a compressed
@@ -25,7 +26,6 @@ batches, which do not depend on it, are read again.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import json
@@ -34,7 +34,6 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
-import torch
 from torch import nn
 
 import captum_maskopt
@@ -45,7 +44,7 @@ from captum_maskopt.text.integration import text_settings
 from captum_maskopt.text.peers import PEER_SETTINGS
 
 __all__ = [
-    "Checkpoint", "read_checkpoint", "batch_key", "batch_seed", "compact_checkpoint",
+    "Checkpoint", "read_checkpoint", "batch_key", "compact_checkpoint",
     "defaults_tag", "filed_method", "method_name", "model_fingerprint", "results_of",
     "run_key", "runs_of",
 ]
@@ -216,16 +215,6 @@ def run_key(model: nn.Module, seed: int) -> str:
         [model_fingerprint(model), captum_maskopt.__version__, seed, PEER_SETTINGS],
         sort_keys=True,
     ).encode()).hexdigest()
-
-
-@contextlib.contextmanager
-def batch_seed(seed: int, key: str) -> Iterator[None]:
-    """Run a batch under a seed of its own, so its random draws (Lime's and
-    KernelShap's samples, Shapley's permutations) do not depend on the batches run
-    before it; the caller's random state is restored afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:8], 16))
-        yield
 
 
 class Checkpoint:

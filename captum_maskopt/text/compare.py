@@ -27,7 +27,8 @@ from torch import Tensor
 
 from captum_maskopt import metrics
 from captum_maskopt.scale import ENGINES, RayOptions, map_on_ray, to_worker_device
-from captum_maskopt.text.checkpoint import Checkpoint, batch_key, batch_seed, method_name
+from captum_maskopt.hashing import seeded_draws
+from captum_maskopt.text.checkpoint import Checkpoint, batch_key, method_name
 from captum_maskopt.text.data import evidence_words
 from captum_maskopt.text.integration import TextEncoding, TextExplainer, WordAttribution
 from captum_maskopt.text.peers import PEERS
@@ -251,7 +252,7 @@ BatchTask: TypeAlias = Union[_Scoring, _FirstRank]
 
 
 def _seeded(task: BatchTask, seed: int, explainer: TextExplainer, batch: _Batch) -> Dict[str, Any]:
-    with batch_seed(seed, batch.key):
+    with seeded_draws(seed, batch.key):
         return task(explainer, batch)
 
 

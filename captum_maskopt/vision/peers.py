@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_maskopt.attr import MaskOptimization
+from captum_maskopt.hashing import seeded_draws
 from captum_maskopt.registry import Registry
 from captum_maskopt.vision.features import superpixel_mask
 from captum_maskopt.vision.metrics import pixel_map
@@ -171,8 +172,10 @@ def pixel_attributions(
         layer: the layer Grad-CAM reads (the last convolutional block); only
             ``LayerGradCam`` needs it. Default: None
         seed: seed of the methods that draw at random (MaskOptimization's noise,
-            RISE's masks); KernelShap draws from torch's global generator.
-            Default: 0
+            RISE's masks; SmoothGrad's noise and KernelShap's samples come from
+            torch's generator, seeded from it and the method's name for the call and
+            given back to the caller afterwards, so that they do not depend on what
+            ran before). Default: 0
         mask_options: keyword arguments for MaskOptimization's ``attribute``, e.g.
             ``{"n_steps": 50}``. Default: None (its defaults)
 
@@ -185,5 +188,6 @@ def pixel_attributions(
     targets = torch.as_tensor(targets).reshape(-1)
     if targets.shape[0] != images.shape[0]:
         raise ValueError(f"targets must hold one class per image ({images.shape[0]}), got {targets.shape[0]}")
-    attributions = explain(model, layer, images, targets, seed, dict(mask_options or {}))
+    with seeded_draws(seed, name, images.device):
+        attributions = explain(model, layer, images, targets, seed, dict(mask_options or {}))
     return pixel_map(attributions)
