@@ -371,8 +371,8 @@ def _path_dependence(final_gradient: Tensor, slope_sum: Tensor, steps: Tensor, p
 def _tie_break_ranks(dependence: Tensor, pinned: Tensor) -> Tensor:
     """Per group, in [0, 1]: how much ``p_keep - p_remove`` depends on the group (its
     :func:`_banded_level_effects` or :func:`_removal_effects`, or the gradient: the sum of the input
-    gradients at the kept and at the removed view, each times (input - baseline)),
-    standardized and mapped linearly from [-3, 3]."""
+    gradients at the kept and at the removed view, each times (input - baseline), or
+    :func:`_path_dependence`), standardized and mapped linearly from [-3, 3]."""
     limit = 3.0
     z = standardized_scores(dependence, ~pinned, limit)
     return ((z + limit) / (2 * limit)).masked_fill(pinned, 0.0)
