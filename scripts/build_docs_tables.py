@@ -65,6 +65,8 @@ COMMANDS = {
     "image.json": "captum-maskopt compare image --json docs/results/image.json",
     "image-rankings.json": ("python scripts/experiments/image_rankings.py CACHE.pt "
                             "docs/results/image-rankings.json"),
+    "text-steps.json": ("python scripts/steps_curve.py --checkpoint docs/results/runs/text-test.jsonl.xz "
+                        "--json docs/results/text-steps.json"),
     "text-paper.json": ("captum-maskopt compare text --snippets 24 --paragraphs 0 --shortcut 0 --methods "
                         "'MaskOptimization,MaskOptimization (paper),ShapleyValueSampling,IntegratedGradients' "
                         "--checkpoint docs/results/runs/text-test.jsonl.xz --json docs/results/text-paper.json"),
