@@ -70,6 +70,10 @@ COMMANDS = {
     "text-paper.json": ("captum-maskopt compare text --snippets 24 --paragraphs 0 --shortcut 0 --methods "
                         "'MaskOptimization,MaskOptimization (paper),ShapleyValueSampling,IntegratedGradients' "
                         "--checkpoint docs/results/runs/text-test.jsonl.xz --json docs/results/text-paper.json"),
+    "text-token.json": ("captum-maskopt compare text --level token --snippets 200 --paragraphs 0 --shortcut 100 "
+                        "--methods LayerMaskOptimization,ShapleyValueSampling,Lime,IntegratedGradients,"
+                        "FeatureAblation,KernelShap,MASE,InputXGradient "
+                        "--checkpoint docs/results/runs/text-test.jsonl.xz --json docs/results/text-token.json"),
 }
 
 

@@ -107,7 +107,7 @@ def test_results_tables_are_generated_not_typed(site: Path) -> None:
     "not yet measured" table when the file is missing; no marker is left behind."""
     source = (DOCS / "when-to-use.md").read_text(encoding="utf-8")
     names = tables.MARKER.findall(source)
-    assert names == ["text.json", "text-paper.json", "image.json"]
+    assert names == ["text.json", "text-paper.json", "text-token.json", "image.json"]
     page = (site / "when-to-use" / "index.html").read_text(encoding="utf-8")
     assert "results-table:" not in page
     for name in names:
@@ -118,6 +118,23 @@ def test_results_tables_are_generated_not_typed(site: Path) -> None:
                 assert f"<td>{method}</td>" in page
             for method in results.get("paired_differences", {}):
                 assert f"<strong>{method} minus each method</strong>" in page
+        else:
+            assert f"docs/results/{name}" in page and "not yet measured" in page
+
+
+def test_settings_page_tables_are_generated_not_typed(site: Path) -> None:
+    """The settings page renders the steps curve and the image rankings from their
+    results JSON (or the marked "not yet measured" table); no marker is left behind."""
+    source = (DOCS / "settings.md").read_text(encoding="utf-8")
+    names = tables.MARKER.findall(source)
+    assert names == ["text-steps.json", "image-rankings.json"]
+    page = (site / "settings" / "index.html").read_text(encoding="utf-8")
+    assert "results-table:" not in page
+    for name in names:
+        path = DOCS / "results" / name
+        if path.is_file():
+            for method in json.loads(path.read_text(encoding="utf-8"))["methods"]:
+                assert f"<td>{method}</td>" in page
         else:
             assert f"docs/results/{name}" in page and "not yet measured" in page
 
