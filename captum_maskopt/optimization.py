@@ -495,7 +495,9 @@ def optimize_masks(
         weight = settings.tie_break_weight
         # A factor rather than a blend: what the mask removes stays removed, so the
         # attribution's mass stays where the mask puts it (a blend moved a tenth of the
-        # quokka's share inside the object out of it on the packaged photos).
+        # quokka's share inside the object out of it on the packaged photos). A power
+        # of the rank rather than a mix with 1, so that a weight above 1 can let the
+        # ranking outweigh the mask (the image preset's 2).
         tie_break = settings.tie_break_for(parametrization.n_groups)
         if tie_break == "removal":
             # The record's views were taken at this same mask: the switches start from
@@ -510,5 +512,5 @@ def optimize_masks(
             if path_slope is not None:
                 dependence = _path_dependence(dependence, path_slope, steps_taken, pinned)
         ranks = _tie_break_ranks(dependence, pinned)
-        final = final * ((1 - weight) + weight * ranks)
+        final = final * ranks**weight
     return final, record

@@ -270,19 +270,26 @@ def test_auto_tie_break_takes_the_gradient_beyond_the_removal_limit():
         explainer.attribute(x, target=1, tie_break="occlusion")
 
 
-def test_tie_break_scales_values_by_at_most_its_weight_and_keeps_pins(planted):
+def test_tie_break_multiplies_the_mask_by_its_rank_to_the_weight_and_keeps_pins(planted):
     x = torch.rand(3, 12) + 0.5
     x[:, 5] = 0.0  # equal to the baseline: pinned
-    mask = MaskOptimization(planted).attribute(x, target=1, tie_break_weight=0.0)
-    blended = MaskOptimization(planted).attribute(x, target=1, tie_break_weight=0.2)
-    # The same optimization (same seed), then mask * (1 - w + w * rank), rank in [0, 1].
-    factor = blended / mask.clamp_min(1e-12)
+    explainer = MaskOptimization(planted)
+    mask = explainer.attribute(x, target=1, tie_break_weight=0.0)
+    once = explainer.attribute(x, target=1, tie_break_weight=1.0)
+    squared = explainer.attribute(x, target=1, tie_break_weight=2.0)
+    softened = explainer.attribute(x, target=1, tie_break_weight=0.2)
+    # The same optimization (same seed), then mask * rank ** w, rank in [0, 1].
     kept = mask > 0
-    assert float(factor[kept].min()) >= 0.8 - 1e-5 and float(factor[kept].max()) <= 1.0 + 1e-5
-    assert (blended[:, 5] == 0).all()
-    assert not torch.allclose(blended, mask)
-    with pytest.raises(ValueError, match="tie_break_weight must be a number in \\[0, 1\\]"):
-        MaskOptimization(planted).attribute(x, target=1, tie_break_weight=1.5)
+    rank = once[kept] / mask[kept]
+    assert float(rank.min()) >= -1e-6 and float(rank.max()) <= 1.0 + 1e-5
+    assert torch.allclose(squared[kept] / mask[kept], rank**2, atol=1e-5)
+    assert torch.allclose(softened[kept] / mask[kept], rank**0.2, atol=1e-4)
+    assert bool((squared <= once + 1e-6).all()) and bool((once <= softened + 1e-6).all())
+    for attribution in (once, squared, softened):
+        assert (attribution[:, 5] == 0).all()
+    assert not torch.allclose(once, mask)
+    with pytest.raises(ValueError, match="tie_break_weight must be a finite number >= 0"):
+        explainer.attribute(x, target=1, tie_break_weight=-0.5)
 
 
 def test_path_average_keeps_range_batch_invariance_and_the_record(mlp):

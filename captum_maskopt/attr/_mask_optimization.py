@@ -201,10 +201,12 @@ class MaskOptimization(PerturbationAttribution):
         Returns:
             *Tensor* or *tuple[Tensor, ...]* of **attributions**, or
             (attributions, record) when ``return_record``:
-            - **attributions**: the optimized masks, scaled by the final ranking
-              of ``tie_break_weight`` and ``tie_break`` (by default each group's
-              removal effect at the final mask), with exactly the structure and
-              shapes of ``inputs``, values in [0, 1], in the inputs' dtype. Float16
+            - **attributions**: the optimized masks times the final ranking of
+              ``tie_break`` to the power ``tie_break_weight`` (by default each
+              group's removal effect at the hard rationales next to its rank; the
+              image preset: the gradient and the path's slopes, squared), with
+              exactly the structure and shapes of ``inputs``, values in [0, 1], in
+              the inputs' dtype. Float16
               and bfloat16 inputs are optimized in float32 (Adam's steps vanish in
               half precision) and the masks returned in the inputs' dtype, where
               ``IntegratedGradients`` returns float32.

@@ -27,7 +27,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from captum.attr import IntegratedGradients
@@ -54,20 +54,27 @@ def curve_auc(model: torch.nn.Module, image: Tensor, substrate: Tensor, score: T
     return float(metrics.area_under_curve(fractions, values)[0])
 
 
-def rank01(score: Tensor) -> Tensor:
-    """The tie break's rank: the standardized score (clipped to [-3, 3]) mapped to [0, 1]."""
-    z = standardized_scores(score.reshape(1, -1), torch.ones(1, score.numel(), dtype=torch.bool))
-    return ((z + 3) / 6).reshape(score.shape)
+def rank01(score: Tensor, limit: float = 3.0) -> Tensor:
+    """The tie break's rank: the standardized score (clipped to [-limit, limit]) mapped
+    to [0, 1]."""
+    z = standardized_scores(score.reshape(1, -1), torch.ones(1, score.numel(), dtype=torch.bool), limit)
+    return ((z + limit) / (2 * limit)).reshape(score.shape)
 
 
-def main() -> None:
-    cache, output = sys.argv[1], sys.argv[2]
+def development_setup() -> Tuple[torch.nn.Module, List[str], Tensor, Tensor, Tensor]:
+    """The model, the development images' names and tensors, the model's top class on
+    each, and the images blurred as the insertion curve's substrate."""
     torch.set_num_threads(2)
     model = load_efficientnet_lite0()
     names, images = development_images()
     with torch.no_grad():
         targets = model(images).argmax(dim=1)
-    blurred = gaussian_blur(images, INSERTION_BLUR_SIGMA)
+    return model, list(names), images, targets, gaussian_blur(images, INSERTION_BLUR_SIGMA)
+
+
+def main() -> None:
+    cache, output = sys.argv[1], sys.argv[2]
+    model, names, images, targets, blurred = development_setup()
     maps: Dict[str, Tuple[Tensor, ...]] = torch.load(cache) if os.path.exists(cache) else {}
 
     def mask_gradient(i: int, mask: Tensor) -> Tensor:
