@@ -463,6 +463,7 @@ def _compare_image(args: argparse.Namespace) -> None:
 
     from tqdm.auto import tqdm
 
+    from captum_maskopt.settings import resolve_settings
     from captum_maskopt.vision.compare import (
         LOCALISATION_METRICS, METRICS, compare_methods, goals, summary_table,
     )
@@ -537,6 +538,11 @@ def _compare_image(args: argparse.Namespace) -> None:
                     "max_sensitivity_samples": args.quantus_samples} if args.quantus else None,
         "insertion": "pixels inserted into the image blurred with sigma 10 px",
         "torch_threads": torch.get_num_threads(),
+        # What MaskOptimization ran with (the image preset and --mask-steps), so that a
+        # results file says which defaults it measured.
+        "mask_optimization_settings": (
+            resolve_settings(image=True, **mask_options).as_record() if "MaskOptimization" in methods else None
+        ),
     }
     predictions = {
         photo: {"class": target, "name": categories[target], "probability": comparison.probabilities[photo]}

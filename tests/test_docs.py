@@ -139,6 +139,16 @@ def test_settings_page_tables_are_generated_not_typed(site: Path) -> None:
             assert f"docs/results/{name}" in page and "not yet measured" in page
 
 
+def test_the_image_results_were_measured_at_todays_image_preset() -> None:
+    """docs/results/image.json reports MaskOptimization at the "image" preset that
+    attribute() uses today: a change of the preset without a new comparison fails here."""
+    from captum_maskopt.settings import PRESETS
+
+    config = json.loads((DOCS / "results" / "image.json").read_text(encoding="utf-8"))["config"]
+    assert config["mask_steps"] is None
+    assert config["mask_optimization_settings"] == PRESETS["image"].as_record()
+
+
 # ------------------------------------------------------------ the tables script
 
 

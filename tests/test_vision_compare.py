@@ -9,6 +9,7 @@ import torch
 pytest.importorskip("torchvision")
 pytest.importorskip("matplotlib")
 
+from captum_maskopt.settings import PRESETS  # noqa: E402
 from captum_maskopt.vision.compare import ImageComparison, compare_methods, goals  # noqa: E402
 
 
@@ -78,6 +79,10 @@ def test_compare_image_command_on_one_photo(tmp_path, capsys):
     results = json.loads(paths["json"].read_text())
     # The text command's layout: {"methods": {method: {metric: value}}, "config": {...}}.
     assert list(results["methods"]) == methods and results["config"]["methods"] == methods
+    # MaskOptimization's settings: the image preset with --mask-steps over it.
+    recorded = results["config"]["mask_optimization_settings"]
+    assert recorded["n_steps"] == 5 and recorded["tie_break"] == "path"
+    assert recorded == PRESETS["image"].with_overrides(n_steps=5).as_record()
     for row in results["methods"].values():
         # --sensitivity-samples 0 skips max-sensitivity (run in the next test).
         assert set(row) == {"deletion_auc", "insertion_auc", "infidelity", "seconds_per_image"}
