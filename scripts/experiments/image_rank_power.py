@@ -27,6 +27,7 @@ from captum_maskopt import optimization
 from captum_maskopt.attr import MaskOptimization
 
 sys.path.insert(0, str(Path(__file__).parent))
+from image_pairs import interval  # noqa: E402
 from image_rankings import curve_auc, development_setup, rank01  # noqa: E402
 
 
@@ -60,13 +61,6 @@ RANKINGS: Dict[str, Ranking] = {
     "top 10% by dependence first": lambda m, d: top_first(m, d, 0.10),
     "top 20% by dependence first": lambda m, d: top_first(m, d, 0.20),
 }
-
-
-def interval(differences: Tensor) -> str:
-    generator = torch.Generator().manual_seed(0)
-    n = len(differences)
-    boots = torch.stack([differences[torch.randint(0, n, (n,), generator=generator)].mean() for _ in range(2000)])
-    return f"{float(differences.mean()):+.4f} [{float(boots.quantile(0.025)):+.4f}, {float(boots.quantile(0.975)):+.4f}]"
 
 
 def main() -> None:
