@@ -206,10 +206,10 @@ class MaskOptimization(PerturbationAttribution):
               group's removal effect at the hard rationales next to its rank; the
               image preset: the gradient and the path's slopes, squared), with
               exactly the structure and shapes of ``inputs``, values in [0, 1], in
-              the inputs' dtype. Float16
-              and bfloat16 inputs are optimized in float32 (Adam's steps vanish in
-              half precision) and the masks returned in the inputs' dtype, where
-              ``IntegratedGradients`` returns float32.
+              the inputs' dtype. Float16 and bfloat16 inputs are optimized in
+              float32 (Adam's steps vanish in half precision) and the masks
+              returned in the inputs' dtype, where ``IntegratedGradients`` returns
+              float32.
             - **record** (:class:`~captum_maskopt.OptimizationRecord`): see above.
 
         Examples::
