@@ -21,9 +21,10 @@ def test_planted_features_rank_first_for_both_classes(planted, target):
     top2 = attributions.topk(2, dim=1).indices.sort(dim=1).values
     expected = torch.tensor(sorted(PlantedLinear.EVIDENCE[target])).expand(6, 2)
     assert torch.equal(top2, expected)
-    # The mask itself (no final ranking) keeps the planted features, and mostly
-    # removes the rest.
-    mask = MaskOptimization(planted).attribute(x, target=target, tie_break_weight=0.0)
+    # The final mask itself (no final ranking, no path average: at the default 50 steps
+    # the average still holds the early steps, near the start's 0.88) keeps the
+    # planted features, and removes the rest.
+    mask = MaskOptimization(planted).attribute(x, target=target, tie_break_weight=0.0, path_average=False)
     evidence = list(PlantedLinear.EVIDENCE[target])
     others = [i for i in range(12) if i not in evidence]
     assert mask[:, evidence].min() > 0.5 > mask[:, others].max()
@@ -106,19 +107,20 @@ def test_tie_break_ranks_groups_by_their_effect_at_the_final_mask(tie_break):
     assert torch.allclose(ranked, mask * _rank(slope), atol=1e-5)
 
 
-def _switch_case(planted):
-    """Three examples of 12 groups through the planted softmax model, the options of a
-    noiseless run, and ``p(x_keep) - p(x_rem)`` of a mask for recomputing switches."""
+def _switch_case(model, n_groups=12, targets=(0, 1, 1)):
+    """Three examples of ``n_groups`` groups through a softmax model (the planted one
+    by default), the options of a noiseless run, and ``p(x_keep) - p(x_rem)`` of a mask
+    for recomputing switches."""
     torch.manual_seed(3)
-    x = torch.rand(3, 12) + 0.5
-    targets = torch.tensor([0, 1, 1])
+    x = torch.rand(3, n_groups) + 0.5
+    chosen = torch.tensor(targets)
     options = dict(n_steps=60, path_average=False, noise_std=0.0, flip_fraction=0.0)
 
     def kept_minus_removed(m):
-        probabilities = lambda view: torch.softmax(planted(view), dim=1)[torch.arange(3), targets]
+        probabilities = lambda view: torch.softmax(model(view), dim=1)[torch.arange(3), chosen]
         return probabilities(m * x) - probabilities((1 - m) * x)
 
-    return MaskOptimization(planted), x, targets, options, kept_minus_removed
+    return MaskOptimization(model), x, chosen, options, kept_minus_removed
 
 
 def test_removal_tie_break_switches_each_group_to_the_other_side(planted):
@@ -145,31 +147,56 @@ def test_removal_tie_break_switches_each_group_to_the_other_side(planted):
     assert not torch.allclose(ranked, gradient, atol=1e-3)
 
 
-def test_bands_tie_break_reads_each_group_at_the_two_cuts_next_to_its_rank(planted):
-    # Of 12 groups the 1, 5, 10, 20 and 50 % rationales keep 1, 1, 1, 2 and 6 groups:
-    # a group is switched at the smallest of them that keeps it and the largest that
-    # removes it (where there is one), and its effect is the mean of the two.
-    explainer, x, targets, options, kept_minus_removed = _switch_case(planted)
-    mask = explainer.attribute(x, target=targets, tie_break_weight=0.0, **options)
-    ranked = explainer.attribute(x, target=targets, tie_break="bands", **options)
-
-    effects = torch.zeros_like(mask)
+def _band_readings(scores, kept_minus_removed, sizes=(1, 2, 6)):
+    """The bands' effects recomputed by hand for 3 examples: of 12 groups the 1, 5,
+    10, 20 and 50 % rationales by ``scores`` keep 1, 1, 1, 2 and 6 groups (``sizes``;
+    of 8, 1, 1, 1, 2 and 4); a group is switched at the smallest of them that keeps it
+    and the largest that removes it (where there is one), and its effect is the mean
+    of the two."""
+    effects = torch.zeros_like(scores)
+    n_groups = scores.shape[1]
     with torch.no_grad():
         for row in range(3):
-            rank = torch.empty(12, dtype=torch.long)
-            rank[mask[row].argsort(descending=True)] = torch.arange(12)
-            for g in range(12):
-                cuts = [c for c in (1, 2, 6) if c > rank[g]][:1] + [c for c in (1, 2, 6) if c <= rank[g]][-1:]
+            order = scores[row].argsort(descending=True)
+            rank = torch.empty(n_groups, dtype=torch.long)
+            rank[order] = torch.arange(n_groups)
+            for g in range(n_groups):
+                cuts = [c for c in sizes if c > rank[g]][:1] + [c for c in sizes if c <= rank[g]][-1:]
                 readings = []
                 for kept in cuts:
-                    context = torch.zeros_like(mask)
-                    context[row, mask[row].argsort(descending=True)[:kept]] = 1.0
+                    context = torch.zeros_like(scores)
+                    context[row, order[:kept]] = 1.0
                     switched = context.clone()
                     switched[row, g] = 1 - switched[row, g]
                     change = (kept_minus_removed(switched) - kept_minus_removed(context))[row]
                     readings.append(-change if context[row, g] == 1 else change)
                 effects[row, g] = torch.stack(readings).mean()
-    assert torch.allclose(ranked, mask * _rank(effects), atol=1e-5)
+    return effects
+
+
+def test_bands_tie_break_reads_each_group_at_the_two_cuts_next_to_its_rank(planted):
+    explainer, x, targets, options, kept_minus_removed = _switch_case(planted)
+    mask = explainer.attribute(x, target=targets, tie_break_weight=0.0, **options)
+    ranked = explainer.attribute(x, target=targets, tie_break="bands", **options)
+    # The planted model's groups count alone: every reading gives the first's effects.
+    assert torch.allclose(ranked, mask * _rank(_band_readings(mask, kept_minus_removed)), atol=1e-5)
+
+
+def test_bands_tie_break_reads_three_times_each_at_the_ranking_so_far(mlp):
+    # Each reading after the first cuts the rationales from the mask times the rank of
+    # the readings so far; the dependence is the mean of the three. Recomputed by hand,
+    # at a weight other than 1, through a model where every input counts (so a group's
+    # effect depends on where the ranking cuts).
+    explainer, x, targets, options, kept_minus_removed = _switch_case(mlp, 8, (0, 1, 2))
+    sizes = (1, 2, 4)
+    mask = explainer.attribute(x, target=targets, tie_break_weight=0.0, **options)
+    first = _band_readings(mask, kept_minus_removed, sizes)
+    second = _band_readings(mask * _rank(first) ** 2, kept_minus_removed, sizes)
+    third = _band_readings(mask * _rank((first + second) / 2) ** 2, kept_minus_removed, sizes)
+    ranked = explainer.attribute(x, target=targets, tie_break="bands", tie_break_weight=2.0, **options)
+    assert torch.allclose(ranked, mask * _rank((first + second + third) / 3) ** 2, atol=1e-5)
+    assert not torch.allclose(first, second, atol=1e-4), "the second reading cuts elsewhere"
+    assert not torch.allclose(ranked, mask * _rank(first) ** 2, atol=1e-4)
 
 
 def test_path_tie_break_adds_the_mean_slope_of_the_loss_over_the_steps(mlp):
