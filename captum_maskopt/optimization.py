@@ -361,6 +361,23 @@ def _banded_level_effects(
     return (torch.round(mean / _EFFECT_RESOLUTION) * _EFFECT_RESOLUTION).masked_fill(pinned, 0.0)
 
 
+def _band_readings(
+    predict: Predict, mask: Tensor, pinned: Tensor, fractions: Tuple[float, ...], weight: float
+) -> Tensor:
+    """The ``"bands"`` dependence: the mean of ``_BAND_READINGS`` readings of
+    :func:`_banded_level_effects`, the first at the cuts of ``mask``, each further one
+    at the cuts of ``mask`` times the rank of the readings so far to the ``weight``."""
+    dependence = _banded_level_effects(predict, mask, pinned, fractions)
+    for reading in range(1, _BAND_READINGS):
+        # Averaged rather than replaced: a group the last reading moved is read where
+        # the metrics now cut it, and its earlier readings keep it from swinging back
+        # and forth (replacing the reading did worse on the text validation split).
+        ranked = mask * _tie_break_ranks(dependence, pinned) ** weight
+        newer = _banded_level_effects(predict, ranked, pinned, fractions)
+        dependence = (dependence * reading + newer) / (reading + 1)
+    return dependence
+
+
 def _path_dependence(final_gradient: Tensor, slope_sum: Tensor, steps: Tensor, pinned: Tensor) -> Tensor:
     """The ``"path"`` tie break's dependence: the final mask's gradient of ``p_keep -
     p_remove`` plus the mean of the loss's negative slopes over the example's steps
@@ -510,15 +527,7 @@ def optimize_masks(
         elif tie_break == "bands":
             budgets = settings.target_kept_fraction
             fractions = AOPC_FRACTIONS if budgets is None else budgets if isinstance(budgets, tuple) else (budgets,)
-            dependence = _banded_level_effects(predict, final, pinned, fractions)
-            for reading in range(1, _BAND_READINGS):
-                # Read again at the cuts of the ranking so far and average: a group the
-                # last reading moved is read where the metrics now cut it, and its
-                # earlier readings keep it from swinging back and forth (replacing the
-                # reading instead did worse on the text validation split).
-                ranked = final * _tie_break_ranks(dependence, pinned) ** weight
-                newer = _banded_level_effects(predict, ranked, pinned, fractions)
-                dependence = (dependence * reading + newer) / (reading + 1)
+            dependence = _band_readings(predict, final, pinned, fractions, weight)
         else:
             dependence = _mask_gradient(predict, last_mask, minus_removed=True)
             if path_slope is not None:
