@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple, TypeAlias
+from typing import Callable, Dict, List, Optional, Tuple, TypeAlias
 
 import torch
 from torch import Tensor
@@ -318,14 +318,56 @@ _RANK_RESOLUTION = 1e-4
 _BAND_READINGS = 3
 
 
+class _RationaleReadings:
+    """What the band readings have evaluated so far, per example: for each hard
+    rationale (the set of groups it keeps), ``p_keep - p_remove`` there and the switch
+    effects read at it. A rationale that a later level or reading cuts again (equal
+    cuts of a short text, a ranking that a reading left unchanged near a cut) costs no
+    second forward pass: the views would be the same."""
+
+    def __init__(self, n_examples: int) -> None:
+        self._seen: List[Dict[bytes, Tuple[Tensor, Tensor, Tensor]]] = [{} for _ in range(n_examples)]
+
+    def read(self, predict: Predict, context: Tensor, near: Tensor, dtype: torch.dtype) -> Tensor:
+        """The switch effects (of ``dtype``) of the ``near`` groups at the hard
+        rationales ``context`` (``(n, G)`` bools each), evaluating only the views not
+        seen before."""
+        n = context.shape[0]
+        keys = [bytes(row) for row in context.cpu().numpy()]
+        entries = [self._seen[row].get(key) for row, key in enumerate(keys)]
+        at_mask = torch.zeros(n, dtype=dtype, device=context.device)
+        effects = torch.zeros(context.shape, dtype=dtype, device=context.device)
+        done = torch.zeros_like(context)
+        for row, entry in enumerate(entries):
+            if entry is not None:
+                at_mask[row], effects[row], done[row] = entry
+        wanted = near & ~done
+        fresh = torch.tensor([entry is None for entry in entries], device=context.device) & wanted.any(dim=1)
+        hard = context.to(dtype)
+        if bool(fresh.any()):
+            rows = fresh.nonzero().squeeze(1)
+            with torch.no_grad():
+                keep, remove = predict(hard[rows], None if len(rows) == n else rows)
+            at_mask[rows] = (keep - remove).mean(dim=0)
+        new = _switch_effects(predict, hard, at_mask, wanted)
+        effects = torch.where(wanted, new, effects)
+        done |= wanted
+        for row, key in enumerate(keys):
+            if bool(near[row].any()):
+                self._seen[row][key] = (at_mask[row], effects[row], done[row])
+        return effects
+
+
 def _banded_level_effects(
-    predict: Predict, scores: Tensor, pinned: Tensor, fractions: Tuple[float, ...]
+    predict: Predict, scores: Tensor, pinned: Tensor, fractions: Tuple[float, ...],
+    readings: _RationaleReadings,
 ) -> Tensor:
     """Per group, the mean of its :func:`_switch_effects` at the hard rationales that
     keep each example's top ``fractions`` of its free groups by ``scores`` (counted as
     the metrics count them), read only at the two whose cut lies next to the group's
     rank: the smallest rationale that keeps it and the largest that removes it. That
-    is where the removal metrics decide its place; about two passes per group."""
+    is where the removal metrics decide its place; about two passes per group, fewer
+    where ``readings`` already holds a rationale's views."""
     valid = ~pinned
     n_valid = valid.sum(dim=1)
     # Scores closer than _RANK_RESOLUTION rank as ties, broken by group order, so that
@@ -347,11 +389,9 @@ def _banded_level_effects(
         near = (rank >= cuts[level - 1].unsqueeze(1)) & (rank < cuts[level + 1].unsqueeze(1)) & valid
         if not bool(near.any()):
             # A level that repeats its neighbour's size (1 % and 5 % of a snippet are
-            # both one word) reads no group: skip its forward pass.
+            # both one word) reads no group.
             continue
-        with torch.no_grad():
-            keep, remove = predict(context.to(scores.dtype), None)
-        total += _switch_effects(predict, context.to(scores.dtype), (keep - remove).mean(dim=0), near)
+        total += readings.read(predict, context, near, scores.dtype).masked_fill(~near, 0.0)
         times += near.to(scores.dtype)
     mean = total / times.clamp_min(1)
     # Changes of a probability below _EFFECT_RESOLUTION are float rounding (groups read
@@ -366,14 +406,16 @@ def _band_readings(
 ) -> Tensor:
     """The ``"bands"`` dependence: the mean of ``_BAND_READINGS`` readings of
     :func:`_banded_level_effects`, the first at the cuts of ``mask``, each further one
-    at the cuts of ``mask`` times the rank of the readings so far to the ``weight``."""
-    dependence = _banded_level_effects(predict, mask, pinned, fractions)
+    at the cuts of ``mask`` times the rank of the readings so far to the ``weight``.
+    A rationale is evaluated once however often the readings cut it."""
+    readings = _RationaleReadings(mask.shape[0])
+    dependence = _banded_level_effects(predict, mask, pinned, fractions, readings)
     for reading in range(1, _BAND_READINGS):
         # Averaged rather than replaced: a group the last reading moved is read where
         # the metrics now cut it, and its earlier readings keep it from swinging back
         # and forth (replacing the reading did worse on the text validation split).
         ranked = mask * _tie_break_ranks(dependence, pinned) ** weight
-        newer = _banded_level_effects(predict, ranked, pinned, fractions)
+        newer = _banded_level_effects(predict, ranked, pinned, fractions, readings)
         dependence = (dependence * reading + newer) / (reading + 1)
     return dependence
 

@@ -147,12 +147,13 @@ def test_removal_tie_break_switches_each_group_to_the_other_side(planted):
     assert not torch.allclose(ranked, gradient, atol=1e-3)
 
 
-def _band_readings(scores, kept_minus_removed, sizes=(1, 2, 6)):
+def _band_readings(scores, kept_minus_removed, sizes=(1, 2, 6), views=None):
     """The bands' effects recomputed by hand for 3 examples: of 12 groups the 1, 5,
     10, 20 and 50 % rationales by ``scores`` keep 1, 1, 1, 2 and 6 groups (``sizes``;
     of 8, 1, 1, 1, 2 and 4); a group is switched at the smallest of them that keeps it
     and the largest that removes it (where there is one), and its effect is the mean
-    of the two."""
+    of the two. ``views``, a set, collects each hard rationale read (example, kept
+    groups) and each switch made at one (example, kept groups, switched group)."""
     effects = torch.zeros_like(scores)
     n_groups = scores.shape[1]
     with torch.no_grad():
@@ -169,6 +170,9 @@ def _band_readings(scores, kept_minus_removed, sizes=(1, 2, 6)):
                     switched = context.clone()
                     switched[row, g] = 1 - switched[row, g]
                     change = (kept_minus_removed(switched) - kept_minus_removed(context))[row]
+                    if views is not None:
+                        kept_groups = tuple(sorted(order[:kept].tolist()))
+                        views.update({(row, kept_groups), (row, kept_groups, g)})
                     readings.append(-change if context[row, g] == 1 else change)
                 effects[row, g] = torch.stack(readings).mean()
     return effects
@@ -197,6 +201,43 @@ def test_bands_tie_break_reads_three_times_each_at_the_ranking_so_far(mlp):
     assert torch.allclose(ranked, mask * _rank((first + second + third) / 3) ** 2, atol=1e-5)
     assert not torch.allclose(first, second, atol=1e-4), "the second reading cuts elsewhere"
     assert not torch.allclose(ranked, mask * _rank(first) ** 2, atol=1e-4)
+
+
+class _RowCounter(nn.Module):
+    """The wrapped model, counting the rows it is run on."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.rows = model, 0
+        self.eval()
+
+    def forward(self, x):
+        self.rows += x.shape[0]
+        return self.model(x)
+
+
+def test_bands_evaluate_each_rationale_and_switch_once_however_often_they_are_cut(mlp):
+    # Equal cuts (1, 5 and 10 % of 8 groups all keep one) and readings that leave the
+    # ranking near a cut unchanged cut the same rationales again: the model sees each
+    # distinct view once (two rows, keep and remove, per view), and the result is the
+    # one recomputed by hand, reading by reading.
+    explainer, x, targets, options, kept_minus_removed = _switch_case(mlp, 8, (0, 1, 2))
+    sizes = (1, 2, 4)
+    counter = _RowCounter(mlp)
+    mask = MaskOptimization(counter).attribute(x, target=targets, tie_break_weight=0.0, **options)
+    loop_rows = counter.rows
+    counter.rows = 0
+    ranked = MaskOptimization(counter).attribute(x, target=targets, tie_break="bands", **options)
+    views = set()
+    first = _band_readings(mask, kept_minus_removed, sizes, views)
+    second = _band_readings(mask * _rank(first), kept_minus_removed, sizes, views)
+    third = _band_readings(mask * _rank((first + second) / 2), kept_minus_removed, sizes, views)
+    assert torch.allclose(ranked, mask * _rank((first + second + third) / 3), atol=1e-5)
+    # Read afresh each time, an example's reading takes 4 rationales (the cut of one
+    # group at two levels, at the first and the third of the three equal ones, as the
+    # neighbour of 0 and of 2 groups) and 11 switches (1 + 2 + 2 + 2 + 4 * 1 by rank).
+    assert len(views) < 3 * 3 * (4 + 11), "some views are cut again"
+    assert counter.rows - loop_rows == 2 * len(views)
 
 
 def test_path_tie_break_adds_the_mean_slope_of_the_loss_over_the_steps(mlp):
