@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple, TypeAlias
+from typing import Callable, List, Optional, Tuple, TypeAlias
 
 import torch
 from torch import Tensor
@@ -319,42 +319,44 @@ _BAND_READINGS = 3
 
 
 class _RationaleReadings:
-    """What the band readings have evaluated so far, per example: for each hard
-    rationale (the set of groups it keeps), ``p_keep - p_remove`` there and the switch
+    """What the band readings have evaluated so far: for each hard rationale of an
+    example (the set of groups it keeps), ``p_keep - p_remove`` there and the switch
     effects read at it. A rationale that a later level or reading cuts again (equal
     cuts of a short text, a ranking that a reading left unchanged near a cut) costs no
     second forward pass: the views would be the same."""
 
-    def __init__(self, n_examples: int) -> None:
-        self._seen: List[Dict[bytes, Tuple[Tensor, Tensor, Tensor]]] = [{} for _ in range(n_examples)]
+    def __init__(self) -> None:
+        # Per earlier read(): the rationales, which rows were read, p_keep - p_remove at
+        # them, and the switch effects known there with where they are known. A later
+        # entry for the same rationale holds everything the earlier ones did.
+        self._entries: List[Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = []
 
     def read(self, predict: Predict, context: Tensor, near: Tensor, dtype: torch.dtype) -> Tensor:
         """The switch effects (of ``dtype``) of the ``near`` groups at the hard
         rationales ``context`` (``(n, G)`` bools each), evaluating only the views not
         seen before."""
         n = context.shape[0]
-        keys = [bytes(row) for row in context.cpu().numpy()]
-        entries = [self._seen[row].get(key) for row, key in enumerate(keys)]
         at_mask = torch.zeros(n, dtype=dtype, device=context.device)
         effects = torch.zeros(context.shape, dtype=dtype, device=context.device)
         done = torch.zeros_like(context)
-        for row, entry in enumerate(entries):
-            if entry is not None:
-                at_mask[row], effects[row], done[row] = entry
+        seen = torch.zeros_like(context[:, 0])
+        for kept, read_rows, kept_at_mask, kept_effects, kept_done in self._entries:
+            same = read_rows & (kept == context).all(dim=1)
+            at_mask = torch.where(same, kept_at_mask, at_mask)
+            effects = torch.where(same.unsqueeze(1), kept_effects, effects)
+            done = torch.where(same.unsqueeze(1), kept_done, done)
+            seen |= same
         wanted = near & ~done
-        fresh = torch.tensor([entry is None for entry in entries], device=context.device) & wanted.any(dim=1)
+        fresh = ~seen & wanted.any(dim=1)
         hard = context.to(dtype)
         if bool(fresh.any()):
             rows = fresh.nonzero().squeeze(1)
             with torch.no_grad():
                 keep, remove = predict(hard[rows], None if len(rows) == n else rows)
             at_mask[rows] = (keep - remove).mean(dim=0)
-        new = _switch_effects(predict, hard, at_mask, wanted)
-        effects = torch.where(wanted, new, effects)
-        done |= wanted
-        for row, key in enumerate(keys):
-            if bool(near[row].any()):
-                self._seen[row][key] = (at_mask[row], effects[row], done[row])
+        effects = torch.where(wanted, _switch_effects(predict, hard, at_mask, wanted), effects)
+        done = done | wanted
+        self._entries.append((context, seen | fresh, at_mask, effects, done))
         return effects
 
 
@@ -408,7 +410,7 @@ def _band_readings(
     :func:`_banded_level_effects`, the first at the cuts of ``mask``, each further one
     at the cuts of ``mask`` times the rank of the readings so far to the ``weight``.
     A rationale is evaluated once however often the readings cut it."""
-    readings = _RationaleReadings(mask.shape[0])
+    readings = _RationaleReadings()
     dependence = _banded_level_effects(predict, mask, pinned, fractions, readings)
     for reading in range(1, _BAND_READINGS):
         # Averaged rather than replaced: a group the last reading moved is read where
