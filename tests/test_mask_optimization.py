@@ -233,9 +233,9 @@ def test_bands_evaluate_each_rationale_and_switch_once_however_often_they_are_cu
     second = _band_readings(mask * _rank(first), kept_minus_removed, sizes, views)
     third = _band_readings(mask * _rank((first + second) / 2), kept_minus_removed, sizes, views)
     assert torch.allclose(ranked, mask * _rank((first + second + third) / 3), atol=1e-5)
-    # Read afresh each time, an example's reading takes 4 rationales (the cut of one
-    # group at two levels, at the first and the third of the three equal ones, as the
-    # neighbour of 0 and of 2 groups) and 11 switches (1 + 2 + 2 + 2 + 4 * 1 by rank).
+    # Read afresh at every level and reading, one reading of one example would take 4
+    # rationales (of 1, 1, 2 and 4 groups: two of the three equal one-group cuts read
+    # groups) and 11 switches (ranks 0 to 7 read at 1, 2, 2, 2, 1, 1, 1 and 1 cuts).
     assert len(views) < 3 * 3 * (4 + 11), "some views are cut again"
     assert counter.rows - loop_rows == 2 * len(views)
 
