@@ -129,9 +129,13 @@ class LayerMaskOptimization(LayerAttribution):
                         methods. Default: False
             pinned_features (bool Tensor or tuple, optional): broadcastable to the
                         layer's tensor(s), e.g. ``(N, T, 1)``; groups whose elements
-                        are all True are fixed to "removed" (special tokens). Groups
-                        whose layer values equal every baseline's (padding when the
-                        baseline is padding) are pinned automatically. Default: None
+                        are all True are fixed to "removed": their baseline in the
+                        kept view, their input in the removed one. Groups whose layer
+                        values equal every baseline's are pinned automatically and so
+                        stay as they are in both views: padding when the baseline is
+                        padding, and ``[CLS]`` and ``[SEP]`` when the baseline keeps
+                        them (as in Captum's BERT tutorial), which a model that reads
+                        the ``[CLS]`` token needs. Default: None
             internal_batch_size (int, optional): optimize at most this many examples
                         at a time; the layer's tensors are recorded for the whole
                         batch in one pass without gradients. Default: None

@@ -175,9 +175,12 @@ class MaskOptimization(PerturbationAttribution):
                         override single fields of it. Default: None (the defaults)
             pinned_features (bool Tensor or tuple, optional): broadcastable to the
                         inputs; a group whose elements are all True is fixed to
-                        "removed" (attribution 0) and never optimized, e.g. padding.
-                        Groups equal to every baseline are pinned automatically, since
-                        masking them changes nothing. Default: None
+                        "removed" (attribution 0) and never optimized: the model sees
+                        its baseline in the kept view and its input in the removed
+                        one, e.g. padding. Groups equal to every baseline are pinned
+                        automatically, since masking them changes nothing: a baseline
+                        equal to the input where the input must stay as it is (special
+                        tokens) keeps it in both views. Default: None
             internal_batch_size (int, optional): optimize at most this many examples
                         at a time to bound memory. An example's result does not depend
                         on its chunk or batch beyond float32 rounding: the model's
