@@ -4,6 +4,7 @@ each metric over them, and the planted-shortcut hits so far.
 
     python scripts/summarize_checkpoint.py run.jsonl[.xz] [--common] [--json summary.json]
         [--time-ratio METHOD OTHER] [--difference METHOD OTHER] [--run all|KEY]
+        [--against OTHER_FILE]
 
 The file may be plain or compressed (``.xz``, ``.gz``), as the comparison wrote it.
 
@@ -29,7 +30,9 @@ the median over those batches of A's seconds over B's, and the ratio of their to
 metric, with a 95 % bootstrap interval that resamples whole batches (a batch's
 documents are summed in the file, so the batch is the unit that can be resampled):
 an interval that contains 0 means the two methods are not told apart on these
-documents.
+documents. With ``--against FILE`` both read OTHER from another checkpoint file, on the
+batches of the same documents: a variant that an experiment script filed under the
+method's own name, in a file of its own.
 """
 
 from __future__ import annotations
@@ -148,25 +151,54 @@ def _filed(results: Sequence[Mapping[str, Any]], *names: str) -> List[str]:
     return [filed_method(name, filed) for name in names]
 
 
-def _shared_batches(
-    path: Path, method: str, other: str, kind: Optional[str] = None, run: str = LATEST_RUN
-) -> Tuple[List[Mapping[str, float]], List[Mapping[str, float]], List[int]]:
-    """:func:`captum_maskopt.text.compare.shared_batches` of the file's batches."""
+def _paired_results(
+    path: Path, method: str, other: str, kind: Optional[str], run: str, against: Optional[Path]
+) -> Tuple[List[Dict[str, Any]], str, str]:
+    """The batch results that hold ``method`` (from ``path``) and ``other`` (from
+    ``against`` if given, else from ``path``), and the names they are filed under
+    there. ``other`` read from ``against`` is renamed ``"OTHER (FILE)"``, so that a
+    variant filed under the same name in a file of its own (by an experiment script)
+    pairs with the row of ``path``. ``against`` is read at its latest run, or at all
+    of them when ``run`` is ``"all"``."""
     try:
         results = _results(path, kind, run)
-        return shared_batches(results, *_filed(results, method, other))
+        if against is None:
+            mine, theirs = _filed(results, method, other)
+            return results, mine, theirs
+        mine = _filed(results, method)[0]
+    except ValueError as error:
+        raise ValueError(f"{error} in {path}") from None
+    try:
+        other_results = _results(against, kind, ALL_RUNS if run == ALL_RUNS else LATEST_RUN)
+        filed_other = _filed(other_results, other)[0]
+    except ValueError as error:
+        raise ValueError(f"{error} in {against}") from None
+    renamed = f"{filed_other} ({against.name})"
+    return results + [dict(r, method=renamed) for r in other_results if r.get("method") == filed_other], mine, renamed
+
+
+def _shared_batches(
+    path: Path, method: str, other: str, kind: Optional[str] = None, run: str = LATEST_RUN,
+    against: Optional[Path] = None,
+) -> Tuple[List[Mapping[str, float]], List[Mapping[str, float]], List[int]]:
+    """:func:`captum_maskopt.text.compare.shared_batches` of the file's batches (of
+    ``against``'s for ``other``, if given)."""
+    results, mine, theirs = _paired_results(path, method, other, kind, run, against)
+    try:
+        return shared_batches(results, mine, theirs)
     except ValueError as error:
         raise ValueError(f"{error} in {path}") from None
 
 
 def time_ratio(
-    path: Path, method: str, other: str, kind: Optional[str] = None, run: str = LATEST_RUN
+    path: Path, method: str, other: str, kind: Optional[str] = None, run: str = LATEST_RUN,
+    against: Optional[Path] = None,
 ) -> Dict[str, Any]:
     """``{"batches": n, "median": m, "total": t}``: over the ``n`` batches that both
-    ``method`` and ``other`` finished, the median of the per-batch ratio of their
-    seconds and the ratio of the summed seconds."""
+    ``method`` and ``other`` (read from ``against`` if given) finished, the median of
+    the per-batch ratio of their seconds and the ratio of the summed seconds."""
     # totals hold the batch's sum over documents of seconds per example.
-    mine, theirs, _ = _shared_batches(path, method, other, kind, run)
+    mine, theirs, _ = _shared_batches(path, method, other, kind, run, against)
     seconds = [(a["seconds_per_example"], b["seconds_per_example"]) for a, b in zip(mine, theirs)]
     return {
         "batches": len(seconds),
@@ -177,13 +209,14 @@ def time_ratio(
 
 def paired_difference(
     path: Path, method: str, other: str, resamples: int = 2000, seed: int = 0,
-    kind: Optional[str] = None, run: str = LATEST_RUN,
+    kind: Optional[str] = None, run: str = LATEST_RUN, against: Optional[Path] = None,
 ) -> Dict[str, Any]:
     """:func:`captum_maskopt.text.compare.paired_difference` of ``method`` minus
-    ``other`` on the file's batches of the runs ``run`` names, of one ``kind`` if given."""
+    ``other`` on the file's batches of the runs ``run`` names, of one ``kind`` if given;
+    ``other`` read from the file ``against`` if given."""
+    results, mine, theirs = _paired_results(path, method, other, kind, run, against)
     try:
-        results = _results(path, kind, run)
-        return paired_difference_of(results, *_filed(results, method, other), resamples, seed)
+        return paired_difference_of(results, mine, theirs, resamples, seed)
     except ValueError as error:
         raise ValueError(f"{error} in {path}") from None
 
@@ -214,6 +247,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--difference", nargs=2, metavar=("METHOD", "OTHER"),
                         help="METHOD's means minus OTHER's on the batches both finished, "
                              "with 95%% bootstrap intervals")
+    parser.add_argument("--against", type=Path, metavar="FILE",
+                        help="read OTHER of --time-ratio and --difference from this checkpoint "
+                             "file (its latest run): a variant filed under the same name in a "
+                             "file of its own, such as an experiment script's")
     parser.add_argument("--kind", choices=KINDS,
                         help="only the snippets' batches, or only the paragraphs' (those "
                              "with the human-evidence metrics); default: all")
@@ -249,11 +286,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not pair:
             continue
         try:
-            figures = compute(args.checkpoint, *pair, kind=args.kind, run=args.run)
+            figures = compute(args.checkpoint, *pair, kind=args.kind, run=args.run, against=args.against)
         except ValueError as error:
             parser.error(f"--{option.replace('_', '-')}: {error}")
-        summary[option] = {"methods": pair, **figures}
-        show(pair, figures)
+        named = [pair[0], f"{pair[1]} ({args.against.name})"] if args.against else pair
+        summary[option] = {"methods": named, **figures}
+        show(named, figures)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

@@ -216,6 +216,32 @@ def test_the_summary_and_differences_can_keep_one_kind_of_document(tmp_path, cap
     assert "over 1 shared batches (1 documents)" in out and "-2.0000" in out
 
 
+def test_differences_can_read_the_other_method_from_another_file(tmp_path, capsys):
+    from captum_maskopt.text.compare import METRICS
+
+    def line(method, texts, value):
+        result = {"method": method, "words": [{"text": t} for t in texts],
+                  "totals": dict.fromkeys(METRICS, value * len(texts))}
+        return json.dumps({"run": "r", "batch": f"{method}{texts}", "result": result})
+
+    # An experiment script filed its variant under the method's own name, in a file of
+    # its own; only the documents both files hold pair.
+    plain, variant = tmp_path / "plain.jsonl", tmp_path / "variant.jsonl"
+    plain.write_text("\n".join([line("A @1234abcd", ["a", "b"], 1.0), line("A @1234abcd", ["c"], 4.0),
+                                line("B", ["a", "b"], 9.0)]) + "\n")
+    variant.write_text("\n".join([line("A @1234abcd", ["a", "b"], 3.0), line("A @1234abcd", ["d"], 0.0)]) + "\n")
+    script = load_script("summarize_checkpoint")
+    difference = script.paired_difference(variant, "A", "A", against=plain)
+    assert difference["documents"] == 2 and difference["deletion_auc"]["difference"] == pytest.approx(2.0)
+    assert script.paired_difference(plain, "A", "B")["deletion_auc"]["difference"] == pytest.approx(-8.0)
+    assert script.time_ratio(variant, "A", "A", against=plain)["median"] == pytest.approx(3.0)
+    assert script.main([str(variant), "--difference", "A", "A", "--against", str(plain)]) == 0
+    assert "A minus A (plain.jsonl) over 1 shared batches (2 documents)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main([str(variant), "--difference", "A", "B", "--against", str(variant)])
+    assert "variant.jsonl" in capsys.readouterr().err
+
+
 def test_the_summary_reads_one_run_unless_told_otherwise(tmp_path, capsys):
     from captum_maskopt.text.compare import METRICS
 
