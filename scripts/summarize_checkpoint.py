@@ -30,9 +30,9 @@ the median over those batches of A's seconds over B's, and the ratio of their to
 metric, with a 95 % bootstrap interval that resamples whole batches (a batch's
 documents are summed in the file, so the batch is the unit that can be resampled):
 an interval that contains 0 means the two methods are not told apart on these
-documents. With ``--against FILE`` both read OTHER from another checkpoint file, on the
-batches of the same documents: a variant that an experiment script filed under the
-method's own name, in a file of its own.
+documents. With ``--against FILE``, ``--time-ratio`` and ``--difference`` read OTHER
+from another checkpoint file, on the batches of the same documents: a variant that an
+experiment script filed under the method's own name, in a file of its own.
 """
 
 from __future__ import annotations
