@@ -125,10 +125,10 @@ TIE_BREAKS = ("auto", "bands", "removal", "gradient", "path")
 MAX_REMOVAL_GROUPS = 1024
 #: Raised whenever what the defaults compute changes while no default value does (an
 #: ``"auto"`` choice resolving to something new: 2 when ``tie_break="auto"`` went from
-#: removal to bands), so that what was saved under the defaults' name (this package's
-#: rows of a text comparison's checkpoint, the fingerprint of an output file) is made
-#: afresh.
-DEFAULTS_REVISION = 2
+#: removal to bands; 3 when the text integration's baseline came to keep the special
+#: tokens), so that what was saved under the defaults' name (this package's rows of a
+#: text comparison's checkpoint, the fingerprint of an output file) is made afresh.
+DEFAULTS_REVISION = 3
 
 
 def setting(default: Any, doc: str, check: _Check) -> Any:

@@ -67,6 +67,48 @@ def test_explain_returns_word_scores_with_offsets(model, tokenizer):
             assert text[start:end].strip() == text[start:end] and end > start
 
 
+def test_baselines_keep_special_tokens_and_padding(model, tokenizer):
+    explainer = TextExplainer(model, tokenizer)
+    encoding = explainer.encode(TEXTS)
+    ids = encoding.baseline_ids(explainer.pad_id)
+    special = encoding.special
+    assert torch.equal(ids[special], encoding.input_ids[special])
+    assert (ids[~special] == explainer.pad_id).all()
+    assert (encoding.input_ids[~special] != explainer.pad_id).all()
+    with explainer.embedding_space(encoding) as space:
+        kept = space.baselines_keeping_specials()
+        # The same baseline seen from the embedding layer's output.
+        with torch.no_grad():
+            expected = model.bert.embeddings(ids)
+        torch.testing.assert_close(kept, expected)
+
+
+def test_explain_keeps_cls_and_sep_in_every_view(model, tokenizer):
+    explainer = TextExplainer(model, tokenizer)
+    text = TEXTS[:1]
+    encoding = explainer.encode(text)
+    with torch.no_grad():
+        original = model.bert.embeddings(encoding.input_ids)[0]
+    seen = []
+    hook = model.bert.encoder.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].detach().clone())
+    )
+    try:
+        explainer.explain(text, n_steps=5)
+    finally:
+        hook.remove()
+    special = encoding.special[0]
+    words = ~special
+    assert special.sum() >= 2 and len(seen) > 5
+    changed = 0
+    for views in seen:
+        # [CLS] and [SEP] are the input's own embeddings in every forward pass ...
+        torch.testing.assert_close(views[:, special], original[special].expand(len(views), -1, -1))
+        # ... while the words are masked.
+        changed += int(not torch.allclose(views[:, words], original[words].expand(len(views), -1, -1)))
+    assert changed > 0
+
+
 def test_word_scores_follow_the_token_masks(model, tokenizer):
     explainer = TextExplainer(model, tokenizer)
     encoding = explainer.encode(TEXTS[:1])
@@ -208,7 +250,7 @@ def test_one_window_through_the_window_path_equals_the_layer_path(model, tokeniz
     layer_result, _ = __import__("captum_maskopt").LayerMaskOptimization(
         explainer.forward, explainer.layer
     ).attribute(
-        flat.input_ids, baselines=torch.full_like(flat.input_ids, explainer.pad_id),
+        flat.input_ids, baselines=flat.baseline_ids(explainer.pad_id),
         additional_forward_args=(flat.attention_mask,), feature_mask=flat.feature_mask(),
         pinned_features=flat.special.unsqueeze(-1), **common,
     )

@@ -2,9 +2,9 @@
 
 :class:`TextExplainer` takes a sequence classifier, its (fast) tokenizer and raw
 strings, and does what a Captum user otherwise writes by hand: batched tokenization
-with attention masks, pad-id baselines, special tokens and padding pinned to
-"removed", word pieces grouped into words, and :class:`~captum_maskopt.
-LayerMaskOptimization` on the embedding layer underneath. It returns one
+with attention masks, baselines of pad ids that keep the special tokens (as Captum's
+BERT tutorial builds them), word pieces grouped into words, and
+:class:`~captum_maskopt.LayerMaskOptimization` on the embedding layer underneath. It returns one
 :class:`WordAttribution` per text: a score per word with its character offsets into
 the original string, and rationales (top-k % or a threshold) as character spans.
 
@@ -90,6 +90,14 @@ class TextEncoding:
         padding share group 0 (pinned)."""
         return (self.word_index + 1).unsqueeze(-1)
 
+    def baseline_ids(self, pad_id: int) -> Tensor:
+        """The removal baseline, shaped like ``input_ids``: ``pad_id`` at every word
+        piece, the input's own ids at special tokens and padding. Removing words then
+        never removes ``[CLS]``/``[SEP]``, which the evaluation metrics keep too and a
+        ``[CLS]`` head reads (an all-pad baseline would take them out of every kept
+        view)."""
+        return torch.where(self.special, self.input_ids, torch.full_like(self.input_ids, pad_id))
+
 
 @dataclass
 class WordAttribution:
@@ -174,6 +182,11 @@ class EmbeddingSpace:
     embeddings: Tensor
     baselines: Tensor
     feature_mask: Tensor
+
+    def baselines_keeping_specials(self) -> Tensor:
+        """``baselines`` with the texts' own embeddings at special tokens and padding
+        (group 0): :meth:`TextEncoding.baseline_ids` seen from the layer's output."""
+        return torch.where(self.feature_mask == 0, self.embeddings, self.baselines)
 
 
 def _mean_over_windows(logits: Tensor, attention_mask: Tensor) -> Tensor:
@@ -509,6 +522,9 @@ class TextExplainer:
                 (``n_steps``, loss weights; ``return_record`` is not allowed here);
                 they override :data:`TEXT_SETTINGS`.
 
+        Words are removed to the pad token's embedding; special tokens stay in both
+        views (the baseline is :meth:`TextEncoding.baseline_ids`).
+
         Returns:
             One :class:`WordAttribution` per text; word scores are mask values in
             [0, 1]. The optimization record of each text is in ``extra["record"]``.
@@ -533,7 +549,7 @@ class TextExplainer:
         else:
             attributions, record = LayerMaskOptimization(self.forward, self.layer).attribute(
                 encoding.input_ids,
-                baselines=torch.full_like(encoding.input_ids, self.pad_id),
+                baselines=encoding.baseline_ids(self.pad_id),
                 **settings,
             )
         results = self.word_attributions(
@@ -566,7 +582,7 @@ class TextExplainer:
 
             result: Tuple[Tensor, Any] = MaskOptimization(masked_forward).attribute(
                 space.embeddings.reshape(n, windows, length, -1),
-                baselines=space.baselines.reshape(n, windows, length, -1),
+                baselines=space.baselines_keeping_specials().reshape(n, windows, length, -1),
                 **settings,
             )
             return result
