@@ -3,6 +3,8 @@ word grouping, pinned specials, offsets and rationales."""
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from captum_maskopt.text import TextExplainer
 
@@ -280,3 +282,88 @@ def test_bad_window_settings(model, tokenizer):
         TextExplainer(model, tokenizer, max_length=8, window_overlap=6)
     with pytest.raises(ValueError, match="max_length"):
         TextExplainer(model, tokenizer, max_length=3)
+
+
+def _padded_positions(windows, longest, runs, run_cost):
+    return sum(
+        len(run) * max(windows[i] for i in run) * max(longest[i] for i in run) + run_cost
+        for run in runs
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 60), min_size=1, max_size=7))
+def test_length_chunks_pad_least_among_all_splits(longest):
+    from itertools import permutations
+
+    from captum_maskopt.text.integration import _RUN_COST_POSITIONS, _length_chunks
+
+    windows = [1] * len(longest)
+    runs = _length_chunks(windows, longest)
+    assert sorted(i for run in runs for i in run) == list(range(len(longest)))
+    cost = _padded_positions(windows, longest, runs, _RUN_COST_POSITIONS)
+
+    # Every split of the texts into runs (as cuts of every order of them) pads at least as much.
+    def splits(order):
+        for mask in range(2 ** (len(order) - 1)):
+            runs, run = [], [order[0]]
+            for k, i in enumerate(order[1:]):
+                if mask >> k & 1:
+                    runs.append(run)
+                    run = []
+                run.append(i)
+            yield runs + [run]
+
+    best = min(
+        _padded_positions(windows, longest, split, _RUN_COST_POSITIONS)
+        for order in permutations(range(len(longest)))
+        for split in splits(list(order))
+    )
+    assert cost == best
+
+
+def test_select_drops_the_padding_of_the_texts_left_out(model, tokenizer):
+    explainer = TextExplainer(model, tokenizer, max_length=8, window_overlap=2)
+    both = explainer.encode(["Great film!", LONG], windows=True)
+    alone = explainer.encode(["Great film!"], windows=True)
+    short = both.select([0])
+    assert short.input_ids.shape == alone.input_ids.shape == (1, 1, 5)
+    for name in ("input_ids", "attention_mask", "word_index"):
+        assert torch.equal(getattr(short, name), getattr(alone, name)), name
+    assert short.texts == ["Great film!"] and short.word_spans == alone.word_spans
+    assert torch.equal(both.select([1, 0]).input_ids[0], both.input_ids[1])
+
+
+def test_explain_runs_short_and_long_texts_apart_in_their_order(model, tokenizer, monkeypatch):
+    from captum_maskopt.text import integration
+
+    texts = ["Great film!", LONG, "Dull.", LONG + ", a great film"]
+    explainer = TextExplainer(model, tokenizer)
+    shapes = []
+    run = explainer._explain_encoding
+
+    def recording(encoding, targets, kwargs):
+        shapes.append(tuple(encoding.input_ids.shape[:1]) + tuple(encoding.input_ids.shape[2:]))
+        return run(encoding, targets, kwargs)
+
+    monkeypatch.setattr(explainer, "_explain_encoding", recording)
+    common = dict(target=[1, 0, 1, 0], n_steps=12, seed=3)
+    split = explainer.explain(texts, **common)
+    # The two short texts run together without the long ones' padding.
+    short, long = (explainer.encode(texts[i::2]).input_ids.shape[1] for i in (0, 1))
+    assert short < long / 3
+    assert sorted(shapes) == [(2, short), (2, long)]
+    shapes.clear()
+    monkeypatch.setattr(integration, "_RUN_COST_POSITIONS", 10**9)
+    together = explainer.explain(texts, **common)
+    assert shapes == [(4, long)]
+    for text, target, a, b in zip(texts, common["target"], split, together):
+        assert a.text == b.text == text and a.target == b.target == target
+        torch.testing.assert_close(a.scores, b.scores, atol=1e-5, rtol=0)
+        assert a.probability == pytest.approx(b.probability, abs=1e-6)
+
+
+@pytest.mark.parametrize("target", [[1, 0, 1], torch.tensor([1]), 0.5, [0.0, 1.0], True])
+def test_explain_names_a_target_that_is_not_one_class_per_text(model, tokenizer, target):
+    with pytest.raises(ValueError, match=r"target must be None, an int or one class index per text \(2\)"):
+        TextExplainer(model, tokenizer).explain(TEXTS, target=target, n_steps=2)
