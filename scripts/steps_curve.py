@@ -12,8 +12,10 @@ and writes ``{"methods": {row: means}, "paired_differences": {row:
 {"IntegratedGradients": ...}}, "seconds_over_integrated_gradients": {row: median},
 "config": ...}``: each step count's means, its paired differences to
 IntegratedGradients with 95 % bootstrap intervals over batches, and the median over
-batches of its seconds over IntegratedGradients' (both measured on the same batch, one
-after the other).
+batches of its seconds over IntegratedGradients' (each as filed in the checkpoint: rows
+read from an earlier run were timed when that run ran, possibly on another day, on a
+machine whose speed moves from day to day; ``benchmarks/bench_methods.py`` times the
+methods on the same batches in one run).
 """
 
 from __future__ import annotations
