@@ -70,7 +70,7 @@ def main() -> None:
     for kind in ("snippets", "paragraphs"):
         chosen = [d.text for d, k in zip(documents, kinds) if k == kind]
         batches += [(kind, chosen[i : i + args.batch_size]) for i in range(0, len(chosen), args.batch_size)]
-    PEERS[methods[0][0]](explainer, batches[0][1][:2], None, methods[0][1])  # warm-up
+    PEERS[methods[0][0]](explainer, [batches[0][1][0][:200]], None, methods[0][1])  # warm-up, short
     seconds: Dict[str, Dict[str, List[float]]] = {}
     for number, (kind, texts) in enumerate(batches):
         targets = explainer.predict(explainer.encode(texts)).argmax(dim=1)
