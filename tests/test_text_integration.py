@@ -363,7 +363,13 @@ def test_explain_runs_short_and_long_texts_apart_in_their_order(model, tokenizer
         assert a.probability == pytest.approx(b.probability, abs=1e-6)
 
 
-@pytest.mark.parametrize("target", [[1, 0, 1], torch.tensor([1]), 0.5, [0.0, 1.0], True])
+@pytest.mark.parametrize("target", [[1, 0, 1], torch.tensor([1, 0, 1]), 0.5, [0.0, 1.0], True])
 def test_explain_names_a_target_that_is_not_one_class_per_text(model, tokenizer, target):
     with pytest.raises(ValueError, match=r"target must be None, an int or one class index per text \(2\)"):
         TextExplainer(model, tokenizer).explain(TEXTS, target=target, n_steps=2)
+
+
+@pytest.mark.parametrize("target", [1, torch.tensor(1), torch.tensor([1]), [1, 1]])
+def test_explain_takes_one_class_for_all_texts_in_captum_forms(model, tokenizer, target):
+    results = TextExplainer(model, tokenizer).explain(TEXTS, target=target, n_steps=2)
+    assert [result.target for result in results] == [1, 1]
