@@ -515,12 +515,10 @@ class TextExplainer:
             return torch.softmax(forward(encoding.input_ids, encoding.attention_mask), dim=-1)
 
     def _targets(self, probabilities: Tensor, target: Union[None, int, Sequence[int], Tensor]) -> Tensor:
-        n = probabilities.shape[0]
-        if target is None:
-            return probabilities.argmax(dim=1)
-        if isinstance(target, int):
-            return torch.full((n,), target, dtype=torch.long, device=probabilities.device)
-        return torch.as_tensor(target, dtype=torch.long, device=probabilities.device).view(n)
+        """One class index per text: ``target`` (see :meth:`_given_targets`), or the
+        predicted classes when it is None."""
+        given = self._given_targets(target, probabilities.shape[0])
+        return probabilities.argmax(dim=1) if given is None else given.to(probabilities.device)
 
     def word_attributions(
         self,
