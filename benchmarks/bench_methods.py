@@ -64,11 +64,11 @@ def main() -> None:
     methods = [_parse(spec) for spec in args.methods.split(",")]
     labels = [spec.strip() for spec in args.methods.split(",")]
     explainer = TextExplainer(*load_sentiment_classifier())
-    documents = load_snippets(args.split)[: args.snippets] + load_paragraphs(args.split)[: args.paragraphs]
-    kinds = ["snippets"] * min(args.snippets, len(documents)) + ["paragraphs"] * args.paragraphs
+    parts = {"snippets": load_snippets(args.split)[: args.snippets],
+             "paragraphs": load_paragraphs(args.split)[: args.paragraphs]}
     batches = []
-    for kind in ("snippets", "paragraphs"):
-        chosen = [d.text for d, k in zip(documents, kinds) if k == kind]
+    for kind, documents in parts.items():
+        chosen = [d.text for d in documents]
         batches += [(kind, chosen[i : i + args.batch_size]) for i in range(0, len(chosen), args.batch_size)]
     PEERS[methods[0][0]](explainer, [batches[0][1][0][:200]], None, methods[0][1])  # warm-up, short
     seconds: Dict[str, Dict[str, List[float]]] = {}
