@@ -70,11 +70,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      checkpoint=args.checkpoint, seed=args.seed, mask_settings=settings)
         rows[_row(count)] = results["MaskOptimization"]
         peers = {name: results[name] for name in (PEER, *OTHERS)}
-        filed = method_name("MaskOptimization", settings)
+        filed = {method_name("MaskOptimization", settings): _row(count), method_name(PEER, None): PEER}
         own: List[Dict[str, Any]] = [
-            dict(result, method=_row(count) if result["method"] == filed else result["method"])
+            dict(result, method=filed[result["method"]])
             for result in results_of(args.checkpoint, [run_key(model, args.seed)])
-            if result.get("method") in (filed, PEER) and "hits" not in result
+            if result.get("method") in filed and "hits" not in result
             and tuple(word["text"] for word in result["words"]) in batches
         ]
         differences[_row(count)] = {PEER: paired_difference(own, _row(count), PEER)}

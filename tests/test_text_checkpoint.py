@@ -8,6 +8,8 @@ import torch
 
 from conftest import load_script
 
+from captum_maskopt.text.checkpoint import method_name
+
 
 @pytest.fixture
 def documents():
@@ -34,9 +36,10 @@ def test_a_resumed_run_reads_finished_batches_and_gives_the_same_results(
     assert len(path.read_text().splitlines()) == 4
     summary = load_script("summarize_checkpoint").summarize(path)["methods"]
     for name in methods:
-        assert summary[name]["documents"] == 3
+        filed = method_name(name, None)  # the name and a tag of its settings
+        assert summary[filed]["documents"] == 3
         for metric, value in first[name].items():
-            assert summary[name][metric] == pytest.approx(value)
+            assert summary[filed][metric] == pytest.approx(value)
 
     def no_more_work(*args, **kwargs):
         raise AssertionError("a finished batch was run again")
@@ -68,7 +71,8 @@ def test_a_batch_filed_before_a_metric_was_added_is_rescored_without_rerunning(
         for metric in ("protocol_comprehensiveness", "protocol_sufficiency"):
             del line["result"]["totals"][metric]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    assert "protocol_sufficiency" not in load_script("summarize_checkpoint").summarize(path)["methods"]["InputXGradient"]
+    summary = load_script("summarize_checkpoint").summarize(path)["methods"]
+    assert "protocol_sufficiency" not in summary[method_name("InputXGradient", None)]
 
     def no_more_work(*args, **kwargs):
         raise AssertionError("a filed batch was explained again")
@@ -128,7 +132,8 @@ def test_shortcut_batches_are_checkpointed_and_summarized(shortcut, tmp_path, mo
     assert compare.first_rank_rate(explainer, planted, token, ["InputXGradient", "FeatureAblation"],
                                    batch_size=2, checkpoint=path) == rates
     summary = load_script("summarize_checkpoint").summarize(path)["shortcut_first_rank"]
-    assert {name: row["rate"] for name, row in summary.items()} == rates
+    assert {name: row["rate"] for name, row in summary.items()} == {
+        method_name(name, None): rate for name, rate in rates.items()}
     assert all(row["examples"] == 3 for row in summary.values())
 
 
@@ -313,7 +318,7 @@ def test_other_mask_settings_rerun_mask_optimization_and_reuse_the_peers(
     # The summary keeps the two settings apart.
     summary = load_script("summarize_checkpoint").summarize(path)["methods"]
     assert set(summary) == {
-        "InputXGradient",
+        checkpoint.method_name("InputXGradient", None),
         checkpoint.method_name("MaskOptimization", {"n_steps": 3}),
         checkpoint.method_name("MaskOptimization", {"n_steps": 4}),
     }
@@ -366,7 +371,7 @@ def test_a_new_default_reruns_this_packages_rows_and_reuses_the_peers(
     new_name = checkpoint.method_name("MaskOptimization", {"n_steps": 3})
     assert new_name != old_name
     summary = load_script("summarize_checkpoint").summarize(path)["methods"]
-    assert set(summary) == {"InputXGradient", old_name, new_name}
+    assert set(summary) == {checkpoint.method_name("InputXGradient", None), old_name, new_name}
 
 
 def test_this_packages_rows_are_named_by_the_settings_given_and_the_defaults(monkeypatch):
@@ -377,7 +382,8 @@ def test_this_packages_rows_are_named_by_the_settings_given_and_the_defaults(mon
     tag = checkpoint.defaults_tag()
     assert len(tag) == 8
     assert checkpoint.method_name("MaskOptimization", None) == f"MaskOptimization @{tag}"
-    assert checkpoint.method_name("Lime", {"n_steps": 9}) == "Lime"
+    # Captum's methods: their name and a tag of their keywords; mask settings don't count.
+    assert checkpoint.method_name("Lime", {"n_steps": 9}) == f"Lime @{checkpoint.peer_tag('Lime')}"
     # A default given explicitly (a list from JSON for a tuple too) is the same run as
     # leaving it out.
     default_budgets = list(settings.PRESETS["default"].target_kept_fraction)
@@ -540,7 +546,7 @@ def test_a_comparison_leaves_its_compressed_checkpoint_as_one_stream(sentiment, 
     path = tmp_path / "run.jsonl.xz"
     results, _ = compare_methods(explainer, texts, labels, ["InputXGradient"], batch_size=1, checkpoint=path)
     assert _streams(path) == (1, False)
-    summary = load_script("summarize_checkpoint").summarize(path)["methods"]["InputXGradient"]
+    summary = load_script("summarize_checkpoint").summarize(path)["methods"][method_name("InputXGradient", None)]
     assert summary["documents"] == 3
     assert summary["aopc_comprehensiveness"] == pytest.approx(results["InputXGradient"]["aopc_comprehensiveness"])
 
@@ -587,7 +593,7 @@ def test_the_projects_classifier_is_known_by_its_recipe_until_its_weights_change
     assert model_fingerprint(foreign) == weights_digest(model)
 
 
-def test_the_run_key_changes_with_the_peers_settings_and_not_with_this_packages(monkeypatch):
+def test_a_peers_settings_change_its_own_rows_name_and_not_the_run(monkeypatch):
     from torch import nn
 
     from captum_maskopt import settings
@@ -598,8 +604,31 @@ def test_the_run_key_changes_with_the_peers_settings_and_not_with_this_packages(
     assert checkpoint.run_key(model, seed=1) != key
     monkeypatch.setattr(checkpoint, "DEFAULTS_REVISION", settings.DEFAULTS_REVISION + 1)
     assert checkpoint.run_key(model, seed=0) == key
+    lime, shapley = (checkpoint.method_name(name, None) for name in ("Lime", "ShapleyValueSampling"))
     monkeypatch.setitem(checkpoint.PEER_SETTINGS, "Lime", {"n_samples": 7})
-    assert checkpoint.run_key(model, seed=0) != key
+    assert checkpoint.run_key(model, seed=0) == key
+    assert checkpoint.method_name("Lime", None) != lime
+    assert checkpoint.method_name("Lime", None).startswith("Lime @")
+    assert checkpoint.method_name("ShapleyValueSampling", None) == shapley
+
+
+def test_a_peer_whose_settings_changed_runs_again_and_the_others_are_read(
+    sentiment, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt.text import TextExplainer, checkpoint, compare
+
+    ran = _record_methods_run(monkeypatch)
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents[0][:2], documents[1][:2]
+    path = tmp_path / "run.jsonl"
+    methods = ["InputXGradient", "FeatureAblation"]
+    compare.compare_methods(explainer, texts, labels, methods, batch_size=2, checkpoint=path)
+    assert sorted(ran) == sorted(methods)
+    ran.clear()
+    monkeypatch.setitem(checkpoint.PEER_SETTINGS, "FeatureAblation", {"perturbations_per_eval": 4})
+    compare.compare_methods(explainer, texts, labels, methods, batch_size=2, checkpoint=path)
+    assert ran == ["FeatureAblation"]
+    assert len({entry["run"] for entry in checkpoint.read_checkpoint(path)}) == 1
 
 
 def test_the_steps_curve_pairs_each_step_count_with_integrated_gradients(sentiment, tmp_path, monkeypatch):
@@ -625,3 +654,43 @@ def test_the_steps_curve_pairs_each_step_count_with_integrated_gradients(sentime
     del ran[:]
     assert script.main(arguments) == 0
     assert ran == [] and json.loads(out.read_text())["methods"] == results["methods"]
+
+
+def test_a_checkpoint_filed_before_the_peer_tags_is_read_again_once_migrated(
+    sentiment, shortcut, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt.text import TextExplainer, checkpoint, compare
+
+    migrate = load_script("migrate_checkpoint")
+    # Two peers whose settings have not changed since: their refiled rows are today's.
+    methods = ["InputXGradient", "MASE"]
+    assert all(checkpoint.PEER_SETTINGS[name] == migrate.FILED_WITH[name] for name in methods)
+    texts, labels = documents[0][:3], documents[1][:3]
+    token, planted = migrate.planted_batches(0, 2)
+    path = tmp_path / "old.jsonl.xz"
+    explainer, planted_explainer = TextExplainer(*sentiment), TextExplainer(*shortcut[:2])
+
+    def run() -> tuple:
+        results, _ = compare.compare_methods(explainer, texts, labels, methods, batch_size=2, checkpoint=path)
+        rates = compare.first_rank_rate(planted_explainer, planted[1], token, methods, batch_size=2,
+                                        checkpoint=path)
+        return results, rates
+
+    # Filed as before: the peers' settings in the run key, their bare names in the batch keys.
+    with monkeypatch.context() as old:
+        old.setattr(checkpoint, "run_key", lambda model, seed: migrate.old_run_key(
+            checkpoint.model_fingerprint(model), seed))
+        named = compare.method_name
+        old.setattr(compare, "method_name", lambda name, settings: name if name in methods else named(name, settings))
+        before = run()
+    assert {entry["result"]["method"] for entry in checkpoint.read_checkpoint(path)} == set(methods)
+    ran = _record_methods_run(monkeypatch)
+    migrate.main([str(path)])
+    assert run() == before
+    assert ran == []
+    filed = {entry["result"]["method"] for entry in checkpoint.read_checkpoint(path)}
+    assert filed == {checkpoint.method_name(name, None) for name in methods}
+    # Run twice, the migration leaves the file as it is.
+    content = list(checkpoint.read_checkpoint(path))
+    migrate.main([str(path)])
+    assert list(checkpoint.read_checkpoint(path)) == content

@@ -2,13 +2,12 @@
 a stopped comparison goes on where it stopped and a summary can be read at any time.
 
 A line is ``{"run": RUN, "batch": KEY, "result": RESULT}``. ``RUN`` digests what every
-method's results depend on besides the batch itself: the model (see
-:func:`model_fingerprint`), the package version, the peers' settings
-(:data:`~captum_maskopt.text.peers.PEER_SETTINGS`) and the seed; ``KEY`` digests the
-part of the comparison, the method's name as filed (see :func:`method_name`) and the
-batch's texts and labels. Each batch draws its random numbers from a seed of its own
-(:func:`~captum_maskopt.hashing.seeded_draws` of the seed and the batch's key), so a
-resumed run gives what an uninterrupted one would.
+method's results depend on besides the batch and the method's own settings: the model
+(see :func:`model_fingerprint`), the package version and the seed; ``KEY`` digests the
+part of the comparison, the method's name as filed (see :func:`method_name`), which
+carries a tag of its settings, and the batch's texts and labels. Each batch draws its
+random numbers from a seed of its own (:func:`~captum_maskopt.hashing.seeded_draws` of
+the seed and the batch's key), so a resumed run gives what an uninterrupted one would.
 
 A path ending in ``.xz`` or ``.gz`` is kept compressed (the per-word scores of long
 documents make a plain file large): each finished batch is appended as a compressed
@@ -16,12 +15,14 @@ stream of its own, so a run killed mid-write loses at most that batch, and openi
 file again rewrites it as one stream (:func:`compact_checkpoint`), which compresses far
 better because the batches of one document repeat its text.
 
-This package's own rows are filed under names that say what they ran with: the
+Every row is filed under a name that says what it ran with. This package's rows: the
 settings given over the defaults, and a tag of the defaults themselves
 (:func:`defaults_tag`), e.g. ``MaskOptimization @1a2b3c4d`` or
-``MaskOptimization {"n_steps": 50} @1a2b3c4d``. So a change of a default, or of what
-an ``"auto"`` default resolves to, reruns this package's rows only, while the peers'
-batches, which do not depend on it, are read again.
+``MaskOptimization {"n_steps": 50} @1a2b3c4d``; Captum's methods: a tag of the
+keywords the comparison calls them with (:func:`peer_tag`), e.g.
+``Lime @5e6f7a8b``. So a change of a default, or of what an ``"auto"`` default
+resolves to, reruns this package's rows only, and a change of one peer's settings
+that peer's rows only; the other batches are read again.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ from captum_maskopt.text.peers import PEER_SETTINGS
 
 __all__ = [
     "Checkpoint", "read_checkpoint", "batch_key", "compact_checkpoint",
-    "defaults_tag", "filed_method", "method_name", "model_fingerprint", "results_of",
-    "run_key", "runs_of",
+    "defaults_tag", "filed_method", "method_name", "model_fingerprint", "peer_tag", "results_of",
+    "run_key", "runs_of", "write_checkpoint",
 ]
 
 PathLike = Union[str, Path]
@@ -127,8 +128,20 @@ def compact_checkpoint(path: PathLike) -> None:
                          "expected a file this package wrote (or none)")
     if streams <= 1 and length == path.stat().st_size:
         return
-    lines = "".join(line + "\n" for line in text.splitlines() if line)
-    write_atomically(path, codec[1](lines.encode("utf-8")))
+    _write_lines(path, [line for line in text.splitlines() if line])
+
+
+def _write_lines(path: Path, lines: Sequence[str]) -> None:
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    codec = _codec(path)
+    write_atomically(path, data if codec is None else codec[1](data))
+
+
+def write_checkpoint(path: PathLike, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Replace the file with ``entries`` (dicts with ``run``, ``batch`` and ``result``,
+    as :func:`read_checkpoint` gives them), compressed as its suffix says, at once: a
+    kill midway leaves the old file."""
+    _write_lines(Path(path), [json.dumps(dict(entry)) for entry in entries])
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -160,14 +173,23 @@ def defaults_tag(preset: str = "default") -> str:
     return hashlib.sha1(record.encode()).hexdigest()[:8]
 
 
+def peer_tag(name: str, peer_settings: Optional[Mapping[str, Mapping[str, Any]]] = None) -> str:
+    """Eight hex digits that identify what one of Captum's methods computes in the
+    comparison: its keywords there, in ``peer_settings`` (None:
+    :data:`~captum_maskopt.text.peers.PEER_SETTINGS`)."""
+    record = json.dumps(dict((PEER_SETTINGS if peer_settings is None else peer_settings).get(name, {})),
+                        sort_keys=True)
+    return hashlib.sha1(record.encode()).hexdigest()[:8]
+
+
 def _comparable(value: Any) -> Any:
     # JSON and the command line give lists where the settings hold tuples.
     return tuple(value) if isinstance(value, list) else value
 
 
 def method_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
-    """The name a method's batches are filed under. Captum's methods: their name.
-    MaskOptimization: its name, the settings it runs with where they differ from the
+    """The name a method's batches are filed under. Captum's methods: their name and
+    ``@`` :func:`peer_tag`. MaskOptimization: its name, the settings it runs with where they differ from the
     defaults (:func:`~captum_maskopt.text.integration.text_settings` of
     ``mask_settings``; a setting given at its default value names the same run as
     leaving it out) and ``@`` :func:`defaults_tag`; LayerMaskOptimization (the
@@ -181,7 +203,7 @@ def method_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
     elif name == "LayerMaskOptimization":
         chosen = dict(mask_settings or {})
     else:
-        return name
+        return f"{name} @{peer_tag(name)}"
     defaults = PRESETS["default"].as_dict()
     given = {key: value for key, value in chosen.items()
              if key not in defaults or _comparable(value) != _comparable(defaults[key])}
@@ -191,9 +213,9 @@ def method_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
 
 def filed_method(name: str, filed: Sequence[str]) -> str:
     """The filed name (see :func:`method_name`) that ``name`` means among ``filed``:
-    itself when filed, else the one filed name that is ``name`` with a defaults tag
-    (``MaskOptimization`` for ``MaskOptimization @1a2b3c4d``). Raises ``ValueError``
-    when there is none or more than one."""
+    itself when filed, else the one filed name that is ``name`` with a tag
+    (``MaskOptimization`` for ``MaskOptimization @1a2b3c4d``, ``Lime`` for
+    ``Lime @5e6f7a8b``). Raises ``ValueError`` when there is none or more than one."""
     if name in filed:
         return name
     tagged = sorted({entry for entry in filed if entry.rsplit(" @", 1)[0] == name})
@@ -201,18 +223,18 @@ def filed_method(name: str, filed: Sequence[str]) -> str:
         return tagged[0]
     known = ", ".join(repr(entry) for entry in sorted(set(filed)))
     if tagged:
-        raise ValueError(f"{name!r} names {len(tagged)} filed methods (defaults of several "
+        raise ValueError(f"{name!r} names {len(tagged)} filed methods (settings of several "
                          f"versions): give one of {', '.join(map(repr, tagged))} in full")
     raise ValueError(f"no method {name!r} is filed; the file has {known}")
 
 
 def run_key(model: nn.Module, seed: int) -> str:
     """The key of a comparison's run (the ``run`` of its lines): what every method's
-    results depend on besides the batch itself. This package's settings are not in it
-    but in its rows' names (:func:`method_name`), so that a change of a default leaves
-    the peers' batches valid."""
+    results depend on besides the batch and the method's settings. The settings are
+    not in it but in the rows' names (:func:`method_name`), so that a change of one
+    method's settings leaves the other methods' batches valid."""
     return hashlib.sha1(json.dumps(
-        [model_fingerprint(model), captum_maskopt.__version__, seed, PEER_SETTINGS],
+        [model_fingerprint(model), captum_maskopt.__version__, seed],
         sort_keys=True,
     ).encode()).hexdigest()
 
