@@ -85,30 +85,60 @@ def test_baselines_keep_special_tokens_and_padding(model, tokenizer):
         torch.testing.assert_close(kept, expected)
 
 
-def test_explain_keeps_cls_and_sep_in_every_view(model, tokenizer):
-    explainer = TextExplainer(model, tokenizer)
-    text = TEXTS[:1]
-    encoding = explainer.encode(text)
-    with torch.no_grad():
-        original = model.bert.embeddings(encoding.input_ids)[0]
+def _encoder_inputs(model, run) -> list:
+    """What the encoder is given (the embedding layer's output, as the explainer
+    substitutes it) in each forward pass of ``run()``."""
     seen = []
     hook = model.bert.encoder.register_forward_pre_hook(
         lambda module, args: seen.append(args[0].detach().clone())
     )
     try:
-        explainer.explain(text, n_steps=5)
+        run()
     finally:
         hook.remove()
+    return seen
+
+
+def _count_views_keeping_specials(views_seen, encoding, model) -> int:
+    """Asserts that every view holds the input's own [CLS] and [SEP] embeddings, and
+    counts the views in which some word differs from the input."""
+    with torch.no_grad():
+        original = model.bert.embeddings(encoding.input_ids)[0]
     special = encoding.special[0]
-    words = ~special
-    assert special.sum() >= 2 and len(seen) > 5
+    assert special.sum() >= 2
     changed = 0
-    for views in seen:
-        # [CLS] and [SEP] are the input's own embeddings in every forward pass ...
+    for views in views_seen:
         torch.testing.assert_close(views[:, special], original[special].expand(len(views), -1, -1))
-        # ... while the words are masked.
-        changed += int(not torch.allclose(views[:, words], original[words].expand(len(views), -1, -1)))
-    assert changed > 0
+        changed += int(not torch.allclose(views[:, ~special], original[~special].expand(len(views), -1, -1)))
+    return changed
+
+
+def test_explain_keeps_cls_and_sep_in_every_view(model, tokenizer):
+    explainer = TextExplainer(model, tokenizer)
+    text = TEXTS[:1]
+    seen = _encoder_inputs(model, lambda: explainer.explain(text, n_steps=5))
+    assert len(seen) > 5
+    # [CLS] and [SEP] are the input's own embeddings in every forward pass, while the
+    # words are masked.
+    assert _count_views_keeping_specials(seen, explainer.encode(text), model) > 0
+
+
+@pytest.mark.parametrize("method", ["ShapleyValueSampling", "FeatureAblation"])
+def test_the_perturbation_peers_keep_cls_and_sep_in_every_sample(model, tokenizer, method):
+    from captum_maskopt.text.peers import PEERS
+
+    explainer = TextExplainer(model, tokenizer)
+    text = TEXTS[:1]
+    encoding = explainer.encode(text)
+    results = []
+    seen = _encoder_inputs(model, lambda: results.extend(PEERS[method](explainer, text, None, {})))
+    with torch.no_grad():
+        all_pad = model.bert.embeddings(torch.full_like(encoding.input_ids, explainer.pad_id))
+    # The one pass on all-pad ids records the pad embeddings the samples are made of.
+    samples_seen = [views for views in seen if not torch.equal(views, all_pad)]
+    assert len(samples_seen) == len(seen) - 1 and len(samples_seen) > 2
+    assert _count_views_keeping_specials(samples_seen, encoding, model) > 0
+    assert results[0].scores.abs().sum() > 0
 
 
 def test_word_scores_follow_the_token_masks(model, tokenizer):
@@ -143,6 +173,31 @@ def test_any_captum_layer_method_on_the_same_words(model, tokenizer):
     ours = explainer.explain(TEXTS, n_steps=3)
     assert [r.words for r in results] == [r.words for r in ours]
     assert len(results[1].words) == 16  # Dull < b > plot < / b > , dull film and a dull plot
+
+
+@pytest.mark.parametrize("keep_special_tokens", [False, True])
+def test_layer_methods_get_pad_baselines_keeping_the_special_tokens_when_asked(
+    model, tokenizer, keep_special_tokens
+):
+    from captum.attr import LayerIntegratedGradients
+
+    explainer = TextExplainer(model, tokenizer)
+    encoding = explainer.encode(TEXTS)
+    given = []
+
+    class Recording(LayerIntegratedGradients):
+        def attribute(self, inputs, baselines=None, **kwargs):
+            given.append(baselines)
+            return super().attribute(inputs, baselines=baselines, **kwargs)
+
+    explainer.explain_with(Recording, TEXTS, n_steps=4, keep_special_tokens=keep_special_tokens)
+    (baselines,) = given
+    special = encoding.special
+    assert (baselines[~special] == explainer.pad_id).all()
+    if keep_special_tokens:
+        assert torch.equal(baselines, encoding.baseline_ids(explainer.pad_id))
+    else:
+        assert (baselines == explainer.pad_id).all()
 
 
 def test_layer_mask_values_pool_by_the_mean_of_the_pieces(model, tokenizer):

@@ -681,6 +681,7 @@ class TextExplainer:
         name: Optional[str] = None,
         pad_baselines: bool = True,
         reduce: str = "sum",
+        keep_special_tokens: bool = False,
         **attribute_kwargs: Any,
     ) -> List[WordAttribution]:
         """Word-level explanations from any Captum layer attribution, on the same
@@ -692,13 +693,17 @@ class TextExplainer:
         than ``max_length`` tokens are truncated (with a warning): Captum's layer
         methods see one window. With ``pad_baselines`` the method gets the pad ids as
         ``baselines`` (leave it off for methods without baselines, such as
-        ``LayerGradientXActivation``)."""
+        ``LayerGradientXActivation``); with ``keep_special_tokens`` too, the special
+        tokens and padding keep their own ids in them (:meth:`TextEncoding.baseline_ids`,
+        the removal of :meth:`explain` and of the metrics)."""
         encoding = self.encode(texts)
         probabilities = self.predict(encoding)
         targets = self._targets(probabilities, target)
         method = attribution(self.forward, self.layer)
         if pad_baselines:
-            attribute_kwargs = dict(attribute_kwargs, baselines=torch.full_like(encoding.input_ids, self.pad_id))
+            baselines = (encoding.baseline_ids(self.pad_id) if keep_special_tokens
+                         else torch.full_like(encoding.input_ids, self.pad_id))
+            attribute_kwargs = dict(attribute_kwargs, baselines=baselines)
         attributions = method.attribute(
             encoding.input_ids,
             target=targets,
@@ -725,8 +730,11 @@ class TextExplainer:
         """Word-level explanations from a Captum perturbation method that works on
         inputs only (``FeatureAblation``, ``Lime``, ``KernelShap``,
         ``ShapleyValueSampling``), run on the embedding layer's *output*: the words are
-        its features (``feature_mask``), the pad-token embeddings its baseline, the
-        same removal as mask optimization's. ``attribution(forward)`` builds it, with
+        its features (``feature_mask``), the pad-token embeddings at the words its
+        baseline, the same removal as mask optimization's (the special tokens and
+        padding, feature group 0, keep their own embeddings in it, so removing that
+        group changes nothing: as the metrics do, no sample takes ``[CLS]`` or
+        ``[SEP]`` out). ``attribution(forward)`` builds it, with
         ``forward(embeddings, attention_mask)`` running the model on given embeddings.
         Texts are explained one at a time, since Lime and KernelShap fit one surrogate
         per call; word scores are the value of each word's pieces."""
@@ -736,11 +744,12 @@ class TextExplainer:
         scores = []
         with self.embedding_space(encoding) as space:
             method = attribution(space.forward)
+            baselines = space.baselines_keeping_specials()
             for row in range(len(encoding.texts)):
                 one = slice(row, row + 1)
                 attributions = method.attribute(
                     space.embeddings[one],
-                    baselines=space.baselines[one],
+                    baselines=baselines[one],
                     target=targets[one],
                     additional_forward_args=(encoding.attention_mask[one],),
                     feature_mask=space.feature_mask[one],

@@ -14,12 +14,13 @@ word grouping and class:
   preset (the paper's settings, ``mask_settings`` ignored): the reference row, run only
   when named, at many times the defaults' seconds;
 * gradient methods and MASE: Captum layer methods on the embedding layer, through
-  :meth:`TextExplainer.explain_with`;
+  :meth:`TextExplainer.explain_with`, with the pad token at the words as baseline
+  where they take one (the special tokens kept: mask optimization's removal);
 * the perturbation methods that Captum only offers on inputs (``FeatureAblation``,
   ``Lime``, ``KernelShap``, ``ShapleyValueSampling``): on the embedding layer's
   output, through :meth:`TextExplainer.explain_with_perturbation`, with the words as
-  features and the pad-token embeddings as baseline, the same removal as mask
-  optimization's.
+  features and the pad-token embeddings at the words as baseline (the special tokens
+  kept), the same removal as mask optimization's.
 
 A new peer is one registered function.
 """
@@ -52,10 +53,12 @@ def _layer_method(name: str, factory: Callable[..., Any], pad_baselines: bool = 
     def explain(
         explainer: TextExplainer, texts: Sequence[str], targets: Optional[Tensor], mask_settings: Mapping[str, Any]
     ) -> List[WordAttribution]:
-        return explainer.explain_with(factory, texts, targets, name, pad_baselines, **kwargs)
+        return explainer.explain_with(factory, texts, targets, name, pad_baselines, keep_special_tokens=True,
+                                      **kwargs)
 
     PEERS.register(name)(explain)
-    PEER_SETTINGS[name] = {**kwargs, "baselines": "pad token" if pad_baselines else None}
+    baselines = "pad token at words, special tokens kept" if pad_baselines else None
+    PEER_SETTINGS[name] = {**kwargs, "baselines": baselines}
 
 
 def _perturbation_method(name: str, factory: Callable[..., Any], **kwargs: Any) -> None:
@@ -65,7 +68,8 @@ def _perturbation_method(name: str, factory: Callable[..., Any], **kwargs: Any) 
         return explainer.explain_with_perturbation(factory, texts, targets, name, **kwargs)
 
     PEERS.register(name)(explain)
-    PEER_SETTINGS[name] = {**kwargs, "baselines": "pad-token embeddings", "features": "words"}
+    PEER_SETTINGS[name] = {**kwargs, "baselines": "pad-token embeddings at words, special tokens kept",
+                           "features": "words"}
 
 
 @PEERS.register("MaskOptimization")
