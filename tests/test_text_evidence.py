@@ -64,6 +64,7 @@ def test_a_batch_filed_without_the_evidence_metrics_is_rescored_from_its_words(
     sentiment, documents, tmp_path, monkeypatch
 ):
     from captum_maskopt.text import compare
+    from captum_maskopt.text.checkpoint import method_name
 
     path = tmp_path / "run.jsonl"
     first, _ = _compare(sentiment, documents, checkpoint=path)
@@ -82,7 +83,7 @@ def test_a_batch_filed_without_the_evidence_metrics_is_rescored_from_its_words(
     assert again["InputXGradient"] == pytest.approx(first["InputXGradient"])
     # The summary script averages them over the evidence documents, not all documents.
     script = load_script("summarize_checkpoint")
-    summary = script.summarize(path)["methods"]["InputXGradient"]
+    summary = script.summarize(path)["methods"][method_name("InputXGradient", None)]
     assert summary["documents"] == 4 and summary["evidence_documents"] == 3
     for metric in ("evidence_auprc", "evidence_token_f1", "evidence_top_share", "evidence_word_share"):
         assert summary[metric] == pytest.approx(first["InputXGradient"][metric])
