@@ -694,3 +694,51 @@ def test_a_checkpoint_filed_before_the_peer_tags_is_read_again_once_migrated(
     content = list(checkpoint.read_checkpoint(path))
     migrate.main([str(path)])
     assert list(checkpoint.read_checkpoint(path)) == content
+
+
+def test_archiving_moves_the_rows_of_superseded_settings_and_keeps_what_the_comparison_reads(
+    sentiment, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt.text import TextExplainer, checkpoint, compare
+
+    archive = load_script("archive_checkpoint")
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents[0][:2], documents[1][:2]
+    path, record = tmp_path / "run.jsonl.xz", tmp_path / "earlier.jsonl.xz"
+    methods = ["InputXGradient", "FeatureAblation"]
+    compare.compare_methods(explainer, texts, labels, methods, batch_size=2, checkpoint=path)
+    earlier = checkpoint.method_name("FeatureAblation", None)
+    monkeypatch.setitem(checkpoint.PEER_SETTINGS, "FeatureAblation", {"perturbations_per_eval": 4})
+    results, _ = compare.compare_methods(explainer, texts, labels, methods, batch_size=2, checkpoint=path)
+    lines = list(checkpoint.read_checkpoint(path))
+    archive.main([str(path), "--to", str(record)])
+    kept, moved = list(checkpoint.read_checkpoint(path)), list(checkpoint.read_checkpoint(record))
+    assert [line["result"]["method"] for line in moved] == [earlier]
+    assert kept == [line for line in lines if line not in moved]
+    # The comparison reads every row it needs from what was kept.
+    ran = _record_methods_run(monkeypatch)
+    assert compare.compare_methods(explainer, texts, labels, methods, batch_size=2, checkpoint=path)[0] == results
+    assert ran == []
+    # Nothing more to move, and the record keeps what it had.
+    archive.main([str(path), "--to", str(record)])
+    assert list(checkpoint.read_checkpoint(path)) == kept
+    assert list(checkpoint.read_checkpoint(record)) == moved
+    with pytest.raises(SystemExit):
+        archive.main([str(path), "--to", str(path)])
+
+
+def test_a_filed_name_is_current_when_its_tag_is_the_one_its_method_gets_now():
+    from captum_maskopt.text import checkpoint
+
+    archive = load_script("archive_checkpoint")
+    current = checkpoint.defaults_tag()
+    assert archive.is_current(f"MaskOptimization @{current}")
+    assert archive.is_current(f'MaskOptimization {{"n_steps": 25}} @{current}')
+    assert archive.is_current(f"LayerMaskOptimization @{current}")
+    assert archive.is_current(checkpoint.method_name("MaskOptimization (paper)", None))
+    assert not archive.is_current(f"MaskOptimization (paper) @{current}")
+    assert archive.is_current(checkpoint.method_name("Lime", None))
+    assert not archive.is_current("Lime @00000000")
+    assert not archive.is_current('MaskOptimization {"n_steps": 25} @00000000')
+    with pytest.raises(ValueError, match="TAG"):
+        archive.is_current("Lime")
