@@ -83,15 +83,15 @@ TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
         ("0.1 / 0.2", {"noise_std": 0.1, "flip_fraction": 0.2}),
     ]),
     ("text_steps", "n_steps / learning_rate", [
-        ("25 steps", {"n_steps": 25}),
+        ("25 steps (default)", {}),
         ("50 steps", {"n_steps": 50}),
-        ("100 steps (default)", {}),
+        ("100 steps", {"n_steps": 100}),
         ("200 steps", {"n_steps": 200}),
-        ("100 steps, lr 0.03", {"learning_rate": 0.03}),
+        ("25 steps, lr 0.03", {"learning_rate": 0.03}),
     ]),
     ("text_tie_break", "tie_break_weight / tie_break", [
         ("0 (paper)", {"tie_break_weight": 0.0}),
-        ('1, removal (default)', {}),
+        ('1, bands (default)', {}),
         ('1, "gradient"', {"tie_break": "gradient"}),
     ]),
     ("text_probability", "probability", [

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -74,10 +73,10 @@ def planted_batches(seed: int, batch_size: int) -> Tuple[str, List[List[str]]]:
 
 
 def _labels_of(key: str, part: str, name: str, texts: Sequence[str]) -> List[int]:
-    for labels in itertools.product(range(2), repeat=len(texts)):
-        if filing.batch_key(part, name, texts, labels) == key:
-            return list(labels)
-    raise SystemExit(f"no labels give batch {key} of {name!r}: not a batch of 'compare text'")
+    try:
+        return filing.batch_labels(key, part, name, texts)
+    except ValueError as error:
+        raise SystemExit(f"{error}: not a batch of 'compare text'") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

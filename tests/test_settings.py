@@ -163,10 +163,12 @@ def test_auto_gives_tokens_free_logits_and_paper_the_gaussian_kernels():
 
 def test_the_docstrings_and_the_table_give_the_image_defaults_where_they_differ():
     table = settings_table()
-    assert "`50 (images: 200)`" in table
+    steps = f"{PRESETS['default'].n_steps} (images: {PRESETS['image'].n_steps})"
+    assert PRESETS["default"].n_steps != PRESETS["image"].n_steps
+    assert f"`{steps}`" in table
     assert '`"hinge" (images: "log")`' in table
     assert "`0.03`" in table  # noise_std: the same for images, one value
-    assert "Default: 50 (images: 200)" in " ".join(MaskOptimization.attribute.__doc__.split())
+    assert f"Default: {steps}" in " ".join(MaskOptimization.attribute.__doc__.split())
 
 
 def test_tie_break_auto_resolves_by_the_number_of_groups():

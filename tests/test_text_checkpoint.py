@@ -742,3 +742,44 @@ def test_a_filed_name_is_current_when_its_tag_is_the_one_its_method_gets_now():
     assert not archive.is_current('MaskOptimization {"n_steps": 25} @00000000')
     with pytest.raises(ValueError, match="TAG"):
         archive.is_current("Lime")
+
+
+def test_rows_of_earlier_defaults_are_read_again_once_refiled_under_todays_names(
+    sentiment, documents, tmp_path, monkeypatch
+):
+    from captum_maskopt.settings import PRESETS
+    from captum_maskopt.text import TextExplainer, checkpoint, compare
+
+    refile = load_script("refile_earlier_defaults")
+    explainer = TextExplainer(*sentiment)
+    texts, labels = documents[0][:2], documents[1][:2]
+    path = tmp_path / "run.jsonl.xz"
+    given = {"n_steps": 3}
+    today = checkpoint.defaults_tag()
+    earlier = {"flip_fraction": 0.1}
+    with monkeypatch.context() as then:
+        # The defaults of an earlier version: one field otherwise.
+        then.setattr(checkpoint, "PRESETS", {**PRESETS, "default": PRESETS["default"].with_overrides(**earlier)})
+        tag = checkpoint.defaults_tag()
+        before, _ = compare.compare_methods(explainer, texts, labels, ["MaskOptimization", "InputXGradient"],
+                                            batch_size=2, checkpoint=path, mask_settings={**earlier, **given})
+    assert tag != today
+    ran = _record_methods_run(monkeypatch)
+    methods = ["MaskOptimization", "InputXGradient"]
+    compare.compare_methods(explainer, texts, labels, methods, batch_size=2, checkpoint=tmp_path / "probe.jsonl",
+                            mask_settings={**earlier, **given})
+    assert sorted(ran) == sorted(methods)  # under today's names, not filed yet
+    ran.clear()
+    with pytest.raises(SystemExit):  # the earlier defaults given do not make the tag
+        refile.main([str(path), "--tag", tag, "--earlier", '{"flip_fraction": 0.2}'])
+    refile.main([str(path), "--tag", tag, "--earlier", json.dumps(earlier)])
+    after, _ = compare.compare_methods(explainer, texts, labels, methods, batch_size=2, checkpoint=path,
+                                       mask_settings={**earlier, **given})
+    assert ran == []
+    assert after == before
+    names = [line["result"]["method"] for line in checkpoint.read_checkpoint(path)]
+    assert f'MaskOptimization {json.dumps({**earlier, **given}, sort_keys=True)} @{today}' in names
+    # Run again: nothing more to file.
+    lines = list(checkpoint.read_checkpoint(path))
+    refile.main([str(path), "--tag", tag, "--earlier", json.dumps(earlier)])
+    assert list(checkpoint.read_checkpoint(path)) == lines

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import lzma
 import zlib
@@ -45,7 +46,7 @@ from captum_maskopt.text.integration import text_settings
 from captum_maskopt.text.peers import PEER_SETTINGS
 
 __all__ = [
-    "Checkpoint", "read_checkpoint", "batch_key", "compact_checkpoint",
+    "Checkpoint", "read_checkpoint", "batch_key", "batch_labels", "compact_checkpoint",
     "defaults_tag", "filed_method", "method_name", "model_fingerprint", "peer_tag", "results_of",
     "run_key", "runs_of", "write_checkpoint",
 ]
@@ -165,11 +166,24 @@ def batch_key(part: str, name: str, texts: Sequence[str], labels: Sequence[int] 
     return hashlib.sha1(json.dumps([part, name, list(texts), list(labels)]).encode()).hexdigest()
 
 
-def defaults_tag(preset: str = "default") -> str:
+def batch_labels(key: str, part: str, name: str, texts: Sequence[str], n_classes: int = 2) -> List[int]:
+    """The labels that, with ``part``, ``name`` and ``texts``, make the batch key
+    ``key`` (:func:`batch_key`), found by trying every labelling of ``n_classes``
+    classes: a filed batch stores its texts but not its labels. Raises ``ValueError``
+    when none does."""
+    for labels in itertools.product(range(n_classes), repeat=len(texts)):
+        if batch_key(part, name, texts, labels) == key:
+            return list(labels)
+    raise ValueError(f"no labels of {n_classes} classes give batch {key} of {name!r} in part {part!r}")
+
+
+def defaults_tag(preset: str = "default", changed: Optional[Mapping[str, Any]] = None) -> str:
     """Eight hex digits that identify what a preset computes: its settings and
     :data:`~captum_maskopt.settings.DEFAULTS_REVISION` (raised when an ``"auto"``
-    choice resolves anew while no value changes)."""
-    record = json.dumps([PRESETS[preset].as_record(), DEFAULTS_REVISION], sort_keys=True)
+    choice resolves anew while no value changes); with ``changed``, what it would
+    compute with those fields changed (the tag of earlier defaults)."""
+    settings = PRESETS[preset].with_overrides(**dict(changed or {}))
+    record = json.dumps([settings.as_record(), DEFAULTS_REVISION], sort_keys=True)
     return hashlib.sha1(record.encode()).hexdigest()[:8]
 
 
