@@ -27,11 +27,8 @@ from captum_maskopt.text import checkpoint as filing
 def is_current(filed: str) -> bool:
     """Whether a filed name (``NAME [SETTINGS] @TAG``) carries the tag its method is
     filed under now."""
-    head, _, tag = filed.rpartition(" @")
-    if not head:
-        raise ValueError(f"filed name {filed!r} has no ' @TAG'; expected a name the comparison filed")
-    method = head.split(" {", 1)[0]
-    return filing.method_name(method, None).rpartition(" @")[2] == tag
+    method, _, tag = filing.filed_parts(filed)
+    return filing.filed_parts(filing.method_name(method, None))[2] == tag
 
 
 def split_lines(lines: Sequence[Mapping[str, Any]]) -> Tuple[List[Mapping[str, Any]], List[Mapping[str, Any]]]:

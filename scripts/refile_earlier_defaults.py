@@ -39,13 +39,6 @@ from captum_maskopt.text.compare import batch_texts
 REFILED_METHODS = ("MaskOptimization", "LayerMaskOptimization")
 
 
-def settings_of(head: str) -> Tuple[str, Dict[str, Any]]:
-    """The method and the settings given over the defaults of a filed name of
-    MaskOptimization or LayerMaskOptimization without its tag (``NAME [SETTINGS]``)."""
-    method, _, given = head.partition(" ")
-    return method, json.loads(given) if given else {}
-
-
 def refiled_lines(
     lines: Sequence[Mapping[str, Any]], tag: str, earlier: Mapping[str, Any]
 ) -> List[Dict[str, Any]]:
@@ -56,11 +49,9 @@ def refiled_lines(
     copies: List[Dict[str, Any]] = []
     for line in lines:
         result = line["result"]
-        head, _, line_tag = result["method"].rpartition(" @")
-        if line_tag != tag or head.split(" ", 1)[0] not in REFILED_METHODS or head.startswith(
-            "MaskOptimization (") or "words" not in result:
+        method, given, line_tag = filing.filed_parts(result["method"])
+        if line_tag != tag or method not in REFILED_METHODS or "words" not in result:
             continue
-        method, given = settings_of(head)
         name = filing.method_name(method, {**earlier, **given})
         texts = list(batch_texts(result))
         labels = filing.batch_labels(line["batch"], "compare", result["method"], texts)

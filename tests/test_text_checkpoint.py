@@ -742,6 +742,9 @@ def test_a_filed_name_is_current_when_its_tag_is_the_one_its_method_gets_now():
     assert not archive.is_current('MaskOptimization {"n_steps": 25} @00000000')
     with pytest.raises(ValueError, match="TAG"):
         archive.is_current("Lime")
+    assert checkpoint.filed_parts('MaskOptimization {"n_steps": 25} @1a2b3c4d') == (
+        "MaskOptimization", {"n_steps": 25}, "1a2b3c4d")
+    assert checkpoint.filed_parts("MaskOptimization (paper) @1a2b3c4d") == ("MaskOptimization (paper)", {}, "1a2b3c4d")
 
 
 def test_rows_of_earlier_defaults_are_read_again_once_refiled_under_todays_names(

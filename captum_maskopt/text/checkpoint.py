@@ -47,7 +47,7 @@ from captum_maskopt.text.peers import PEER_SETTINGS
 
 __all__ = [
     "Checkpoint", "read_checkpoint", "batch_key", "batch_labels", "compact_checkpoint",
-    "defaults_tag", "filed_method", "method_name", "model_fingerprint", "peer_tag", "results_of",
+    "defaults_tag", "filed_method", "filed_parts", "method_name", "model_fingerprint", "peer_tag", "results_of",
     "run_key", "runs_of", "write_checkpoint",
 ]
 
@@ -223,6 +223,18 @@ def method_name(name: str, mask_settings: Optional[Mapping[str, Any]]) -> str:
              if key not in defaults or _comparable(value) != _comparable(defaults[key])}
     settings = f" {json.dumps(given, sort_keys=True)}" if given else ""
     return f"{name}{settings} @{defaults_tag()}"
+
+
+def filed_parts(filed: str) -> Tuple[str, Dict[str, Any], str]:
+    """A filed name's parts (see :func:`method_name`): the method (``"Lime"``,
+    ``"MaskOptimization (paper)"``), the settings it gives over the defaults (a
+    ``{...}`` JSON object, empty when none) and the tag. Raises ``ValueError`` for a
+    name without ``" @TAG"``."""
+    head, _, tag = filed.rpartition(" @")
+    if not head:
+        raise ValueError(f"filed name {filed!r} has no ' @TAG'; expected a name the comparison filed")
+    method, brace, given = head.partition(" {")
+    return method, json.loads(brace.strip() + given) if brace else {}, tag
 
 
 def filed_method(name: str, filed: Sequence[str]) -> str:
