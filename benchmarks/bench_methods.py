@@ -2,7 +2,7 @@
 measured in one process, close together in time:
 
     python benchmarks/bench_methods.py [--snippets 200] [--paragraphs 0] \\
-        [--methods MaskOptimization,MaskOptimization:n_steps=50,ShapleyValueSampling,IntegratedGradients]
+        [--methods MaskOptimization,MaskOptimization:n_steps=25,ShapleyValueSampling,IntegratedGradients]
 
 The result tables' seconds come from checkpoint rows filed on different days, on a
 shared machine whose speed moves from day to day; this script times the methods of
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("test", "validation"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
-        "--methods", default="MaskOptimization,MaskOptimization:n_steps=50,ShapleyValueSampling,IntegratedGradients",
+        "--methods", default="MaskOptimization,MaskOptimization:n_steps=25,ShapleyValueSampling,IntegratedGradients",
         help="comma-separated methods; MaskOptimization:setting=value;... for settings over its defaults")
     args = parser.parse_args()
 

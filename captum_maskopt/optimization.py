@@ -360,6 +360,28 @@ class _RationaleReadings:
         return effects
 
 
+def _ranks_and_cuts(
+    scores: Tensor, pinned: Tensor, fractions: Tuple[float, ...]
+) -> Tuple[Tensor, List[Tensor]]:
+    """Each free group's rank by ``scores`` (0 first) and, per example, the sizes of the
+    rationales that keep its top ``fractions`` of its free groups (counted as the
+    metrics count them), from none to all."""
+    n_valid = (~pinned).sum(dim=1)
+    # Scores closer than _RANK_RESOLUTION rank as ties, broken by group order, so that
+    # the float rounding of batched arithmetic cannot reorder equal mask values (and
+    # with them the rationales) between a batch and its examples one at a time.
+    key = torch.round(scores.detach() / _RANK_RESOLUTION).masked_fill(pinned, float("-inf"))
+    order = key.argsort(dim=1, descending=True, stable=True)
+    positions = torch.arange(scores.shape[1], device=scores.device).expand_as(order)
+    rank = torch.empty_like(order).scatter_(1, order, positions)
+    # None and all bracket the levels, so that the first and the last rationale have a
+    # neighbour on each side.
+    cuts = [torch.zeros_like(n_valid)]
+    cuts += [rationale_size(n_valid, fraction) for fraction in sorted(set(fractions))]
+    cuts.append(n_valid)
+    return rank, cuts
+
+
 def _banded_level_effects(
     predict: Predict, scores: Tensor, pinned: Tensor, fractions: Tuple[float, ...],
     readings: _RationaleReadings,
@@ -371,19 +393,7 @@ def _banded_level_effects(
     is where the removal metrics decide its place; about two passes per group, fewer
     where ``readings`` already holds a rationale's views."""
     valid = ~pinned
-    n_valid = valid.sum(dim=1)
-    # Scores closer than _RANK_RESOLUTION rank as ties, broken by group order, so that
-    # the float rounding of batched arithmetic cannot reorder equal mask values (and
-    # with them the rationales) between a batch and its examples one at a time.
-    key = torch.round(scores.detach() / _RANK_RESOLUTION).masked_fill(pinned, float("-inf"))
-    order = key.argsort(dim=1, descending=True, stable=True)
-    positions = torch.arange(scores.shape[1], device=scores.device).expand_as(order)
-    rank = torch.empty_like(order).scatter_(1, order, positions)
-    # Rationale sizes per example, from none to all, so that the first and the last
-    # rationale have a neighbour on each side.
-    cuts = [torch.zeros_like(n_valid)]
-    cuts += [rationale_size(n_valid, fraction) for fraction in sorted(set(fractions))]
-    cuts.append(n_valid)
+    rank, cuts = _ranks_and_cuts(scores, pinned, fractions)
     total = torch.zeros_like(scores)
     times = torch.zeros_like(scores)
     for level in range(1, len(cuts) - 1):

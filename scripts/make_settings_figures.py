@@ -34,7 +34,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from captum_maskopt.settings import PRESETS  # noqa: E402
+
 OUT = Path(__file__).resolve().parent.parent / "docs" / "figures"
+#: The text defaults' steps, which the steps figure labels as the default.
+_DEFAULT_STEPS = PRESETS["default"].n_steps
 
 #: (file name, setting shown, [(row label, keyword arguments)]) for the text figures.
 TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
@@ -83,11 +87,9 @@ TEXT_FIGURES: List[Tuple[str, str, List[Tuple[str, Dict[str, Any]]]]] = [
         ("0.1 / 0.2", {"noise_std": 0.1, "flip_fraction": 0.2}),
     ]),
     ("text_steps", "n_steps / learning_rate", [
-        ("25 steps (default)", {}),
-        ("50 steps", {"n_steps": 50}),
-        ("100 steps", {"n_steps": 100}),
-        ("200 steps", {"n_steps": 200}),
-        ("25 steps, lr 0.03", {"learning_rate": 0.03}),
+        *((f"{steps} steps (default)", {}) if steps == _DEFAULT_STEPS else (f"{steps} steps", {"n_steps": steps})
+          for steps in sorted({_DEFAULT_STEPS, 25, 50, 100, 200})),
+        (f"{_DEFAULT_STEPS} steps, lr 0.03", {"learning_rate": 0.03}),
     ]),
     ("text_tie_break", "tie_break_weight / tie_break", [
         ("0 (paper)", {"tie_break_weight": 0.0}),

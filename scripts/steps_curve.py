@@ -2,7 +2,7 @@
 IntegratedGradients (50 steps) and ShapleyValueSampling on the same documents.
 
 Runs the text comparison on the packaged sentiment classifier at word level once per
-step count, every run filed in one checkpoint, so the peers explain each batch once
+step count (by default 25, 50, 100, 200 and the default's), every run filed in one checkpoint, so the peers explain each batch once
 and the default (``n_steps`` at its default) is read from the test run's own batches::
 
     python scripts/steps_curve.py --checkpoint docs/results/runs/text-test.jsonl.xz \\
@@ -26,11 +26,14 @@ import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from captum_maskopt.settings import PRESETS
 from captum_maskopt.text import TextExplainer, load_sentiment_classifier, load_snippets
 from captum_maskopt.text.checkpoint import method_name, results_of, run_key
 from captum_maskopt.text.compare import compare_methods, paired_difference, shared_batches
 
 PEER = "IntegratedGradients"
+#: The curve's step counts: the issue's 25, 50, 100 and 200, and the default's.
+DEFAULT_CURVE = tuple(sorted({PRESETS["default"].n_steps, 25, 50, 100, 200}))
 OTHERS = ("ShapleyValueSampling",)
 
 
@@ -40,7 +43,8 @@ def _row(steps: int) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", default="25,50,100,200", help="comma-separated step counts")
+    parser.add_argument("--steps", default=",".join(map(str, DEFAULT_CURVE)),
+                        help=f"comma-separated step counts (default {','.join(map(str, DEFAULT_CURVE))})")
     parser.add_argument("--snippets", type=int, default=200, help="snippets of the split (default 200)")
     parser.add_argument("--split", default="test", choices=("test", "validation"))
     parser.add_argument("--batch-size", type=int, default=8)

@@ -23,7 +23,7 @@ def test_planted_features_rank_first_for_both_classes(planted, target):
     assert torch.equal(top2, expected)
     # The final mask itself (no final ranking, no path average: the average still holds
     # the early steps, near the start's 0.88) keeps the planted features, and, given 50
-    # steps (the default 25 leave the ordering to the final ranking), removes the rest.
+    # steps (the default 10 leave the ordering to the final ranking), removes the rest.
     mask = MaskOptimization(planted).attribute(
         x, target=target, tie_break_weight=0.0, path_average=False, n_steps=50)
     evidence = list(PlantedLinear.EVIDENCE[target])
