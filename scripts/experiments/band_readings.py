@@ -12,7 +12,7 @@ other arguments are those of ``captum-maskopt``::
 ``--moved-only`` needs the switch that the diff adds to ``captum_maskopt/optimization.py``
 (not kept: ``git apply -R`` it afterwards). ``--nearest-cut`` reads each group at the
 one cut of the metrics' rationales nearest its rank instead of at the two around it
-(both where it lies halfway), about a third fewer reading passes. Give each variant a ``--checkpoint`` file of
+(both where it lies halfway), about a quarter fewer switched views. Give each variant a ``--checkpoint`` file of
 its own (the rows are filed under the same names as the plain run's) and pair them
 with ``scripts/summarize_checkpoint.py A --difference M M --against B``. On the
 validation split none of them paid: see ``README.md``.
