@@ -10,9 +10,10 @@ shared machine whose speed moves from day to day; this script times the methods 
 packaged MiniLM classifier, 8 documents per call as the comparison makes them) batch
 by batch, rotating the methods' order from batch to batch, so that every ratio is of
 two timings of the same batch minutes apart. ``NAME:setting=value,...`` runs
-MaskOptimization with settings over its defaults (``;`` separates several). Prints
-each method's median seconds per document, and for every MaskOptimization row its
-median ratio to each other method over the batches with a 95 % bootstrap interval.
+MaskOptimization (or ``LayerMaskOptimization``, the token-level call of ``compare text
+--level token``) with settings over its defaults (``;`` separates several). Prints
+each method's median seconds per document, and for every row of ours its median ratio
+to each of Captum's methods over the batches with a 95 % bootstrap interval.
 Needs the ``text`` extra.
 """
 
@@ -59,7 +60,7 @@ def main() -> None:
     torch.set_num_threads(2)
     from captum_maskopt.text import TextExplainer, load_sentiment_classifier, load_snippets
     from captum_maskopt.text.data import load_paragraphs
-    from captum_maskopt.text.peers import PEERS
+    from captum_maskopt.text.peers import OURS, PEERS
 
     methods = [_parse(spec) for spec in args.methods.split(",")]
     labels = [spec.strip() for spec in args.methods.split(",")]
@@ -86,10 +87,10 @@ def main() -> None:
         for label in labels:
             print(f"  {label:40s} {statistics.median(rows[label]):.3f}")
         for label, (name, _) in zip(labels, methods):
-            if not name.startswith("MaskOptimization"):
+            if name not in OURS:
                 continue
             for other, (other_name, _) in zip(labels, methods):
-                if other_name.startswith("MaskOptimization"):
+                if other_name in OURS:
                     continue
                 ratios = [a / b for a, b in zip(rows[label], rows[other])]
                 low, high = _interval(ratios)

@@ -286,20 +286,17 @@ def _compare_text(args: argparse.Namespace) -> None:
         _compare_text_filed_in(args, Path(scratch) / "comparison.jsonl")
 
 
-#: The methods whose paired differences to every other method ``compare text`` reports:
-#: the defaults' rows (not the paper's, a reference).
-OURS = ("MaskOptimization", "LayerMaskOptimization")
-
-
 def _paired_differences(
     checkpoint: Path, model: nn.Module, seed: int, texts: Sequence[str], batch_size: int,
     methods: Sequence[str], mask_settings: Dict[str, Any],
 ) -> Dict[str, Dict[str, Dict[str, Any]]]:
-    """``{ours: {other: paired_difference}}`` for each of :data:`OURS` that ran, over
+    """``{ours: {other: paired_difference}}`` for each of
+    :data:`~captum_maskopt.text.peers.OURS` that ran, over
     this comparison's batches in the checkpoint (this run's, these documents); none
     for a comparison of one batch."""
     from captum_maskopt.text.checkpoint import method_name, results_of, run_key
     from captum_maskopt.text.compare import batch_texts, paired_difference
+    from captum_maskopt.text.peers import OURS
 
     ours = [name for name in OURS if name in methods]
     documents = {tuple(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)}

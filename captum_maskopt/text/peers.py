@@ -36,7 +36,7 @@ from captum_maskopt.text.integration import TextExplainer, WordAttribution
 from captum_maskopt.attr import LayerMaskOptimization
 from captum_maskopt.text.mase import LayerMASE
 
-__all__ = ["MASK_METHODS", "OPT_IN_PEERS", "PAPER_PEER", "PEERS", "PEER_SETTINGS", "TOKEN_LEVEL_PEERS"]
+__all__ = ["MASK_METHODS", "OPT_IN_PEERS", "OURS", "PAPER_PEER", "PEERS", "PEER_SETTINGS", "TOKEN_LEVEL_PEERS"]
 
 TextPeer: TypeAlias = Callable[[TextExplainer, Sequence[str], Optional[Tensor], Mapping[str, Any]], List[WordAttribution]]
 """``peer(explainer, texts, targets, mask_settings)``: word attributions of ``texts``
@@ -113,8 +113,13 @@ TOKEN_LEVEL_PEERS = ("LayerMaskOptimization",)
 #: (the default of ``--level token``) and the paper's settings (up to 900 steps).
 OPT_IN_PEERS = TOKEN_LEVEL_PEERS + (PAPER_PEER,)
 
-#: The peers that are this package's method (``mask_settings`` concern the first two).
-MASK_METHODS = ("MaskOptimization", "LayerMaskOptimization", PAPER_PEER)
+#: This package's method at its defaults, at word and at token level: the rows that
+#: ``mask_settings`` tune and that the comparisons pair with every other method (not
+#: the paper's row, a reference).
+OURS = ("MaskOptimization", "LayerMaskOptimization")
+
+#: The peers that are this package's method.
+MASK_METHODS = OURS + (PAPER_PEER,)
 
 
 def _register_captum_methods() -> None:
