@@ -2,8 +2,9 @@
 IntegratedGradients (50 steps) and ShapleyValueSampling on the same documents.
 
 Runs the text comparison on the packaged sentiment classifier at word level once per
-step count (by default 25, 50, 100, 200 and the default's), every run filed in one checkpoint, so the peers explain each batch once
-and the default (``n_steps`` at its default) is read from the test run's own batches::
+step count (by default 25, 50, 100, 200 and the default's), every run filed in one
+checkpoint, so the peers explain each batch once and the default (``n_steps`` at its
+default) is read from the test run's own batches::
 
     python scripts/steps_curve.py --checkpoint docs/results/runs/text-test.jsonl.xz \\
         --json docs/results/text-steps.json
