@@ -24,7 +24,7 @@ from captum_maskopt.parametrizations import (
 
 __all__ = [
     "MaskOptimizationSettings", "PRESETS", "default_preset", "resolve_settings",
-    "resolve_seed", "settings_table", "IMAGE_TOTAL_VARIATION_WEIGHT", "SETTING_NAMES",
+    "resolve_seed", "settings_table", "default_text", "IMAGE_TOTAL_VARIATION_WEIGHT", "SETTING_NAMES",
 ]
 
 IMAGE_TOTAL_VARIATION_WEIGHT = 10.0
@@ -425,8 +425,11 @@ def _value_text(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 
-def _default_text(name: str) -> str:
-    """A field's default, and its value in the ``"image"`` preset where that differs."""
+def default_text(name: str) -> str:
+    """A field's default, and its value in the ``"image"`` preset where that differs,
+    as the docs write it (``"10 (images: 200)"`` for ``n_steps``)."""
+    if name not in SETTING_NAMES:
+        raise ValueError(f"name must be a setting, one of {sorted(SETTING_NAMES)}, got {name!r}")
     default = getattr(PRESETS["default"], name)
     image = getattr(PRESETS["image"], name)
     return _value_text(default) + ("" if image == default else f" (images: {_value_text(image)})")
@@ -442,7 +445,7 @@ def settings_doc(indent: int = 12) -> str:
     for field in dataclasses.fields(MaskOptimizationSettings):
         check: _Check = field.metadata["check"]
         # A non-breaking placeholder keeps "Default: value" on one line.
-        default = "Default:\0" + _default_text(field.name).replace(" ", "\0")
+        default = "Default:\0" + default_text(field.name).replace(" ", "\0")
         entry = f"{field.name} ({check.kind}, optional): {field.metadata['doc']}. {default}"
         wrapped = textwrap.wrap(
             entry, width=88 - indent, subsequent_indent=" " * 12, break_on_hyphens=False
@@ -459,7 +462,7 @@ def settings_table() -> str:
         check: _Check = field.metadata["check"]
         doc = field.metadata["doc"].replace("|", "\\|")
         accepts = check.accepts.replace("|", "\\|")
-        rows.append(f"| `{field.name}` | `{_default_text(field.name)}` | {accepts} | {doc} |")
+        rows.append(f"| `{field.name}` | `{default_text(field.name)}` | {accepts} | {doc} |")
     return "\n".join(rows)
 
 

@@ -14,7 +14,9 @@ every build with tables rendered from ``docs/results/text.json`` (written by
 
 The marker line ``<!-- settings-table -->`` becomes the table of every field of
 :class:`captum_maskopt.settings.MaskOptimizationSettings` (name, default, accepted
-values, doc), so the settings page cannot disagree with the code.
+values, doc), so the settings page cannot disagree with the code; the inline marker
+``<!-- default: NAME -->`` becomes one setting's default as that table writes it
+(``10 (images: 200)`` for ``n_steps``), for prose that names a default.
 
 Run it as a script to print the markdown of results files, or to write it next to
 them as ``docs/results/<name>.md``::
@@ -34,6 +36,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 MARKER = re.compile(r"^<!--\s*results-table:\s*(?P<name>[\w.-]+\.json)\s*-->\s*$", re.MULTILINE)
 SETTINGS_MARKER = re.compile(r"^<!--\s*settings-table\s*-->\s*$", re.MULTILINE)
+DEFAULT_MARKER = re.compile(r"<!--\s*default:\s*(?P<name>\w+)\s*-->")
 
 #: What a metric is called in the tables and whether a higher value is better (None:
 #: a reference figure, the same for every method).
@@ -291,12 +294,14 @@ def render_file(path: Path) -> str:
 
 
 def fill_markers(markdown: str, results_dir: Path) -> str:
-    """Replace every results-table marker in ``markdown`` by its tables, and the
-    settings-table marker by the settings' table."""
-    if SETTINGS_MARKER.search(markdown):
-        from captum_maskopt.settings import settings_table
+    """Replace every results-table marker in ``markdown`` by its tables, the
+    settings-table marker by the settings' table and each default marker by the
+    setting's default."""
+    if SETTINGS_MARKER.search(markdown) or DEFAULT_MARKER.search(markdown):
+        from captum_maskopt.settings import default_text, settings_table
 
         markdown = SETTINGS_MARKER.sub(lambda match: settings_table(), markdown)
+        markdown = DEFAULT_MARKER.sub(lambda match: default_text(match.group("name")), markdown)
     return MARKER.sub(lambda match: render_file(results_dir / match.group("name")), markdown)
 
 

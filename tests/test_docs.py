@@ -228,6 +228,19 @@ def test_markers_are_replaced_and_the_rest_kept(tmp_path: Path) -> None:
     assert "<!-- results-table: text.json -->" not in filled
 
 
+def test_default_markers_become_the_settings_defaults(tmp_path: Path) -> None:
+    from captum_maskopt.settings import PRESETS
+
+    page = "up to `n_steps` = <!-- default: n_steps --> steps, `seed` <!--default:seed-->."
+    default, image = PRESETS["default"], PRESETS["image"]
+    assert default.seed == image.seed and default.n_steps != image.n_steps
+    assert tables.fill_markers(page, tmp_path) == (
+        f"up to `n_steps` = {default.n_steps} (images: {image.n_steps}) steps, `seed` {default.seed}."
+    )
+    with pytest.raises(ValueError, match="name must be a setting.*'n_stepz'"):
+        tables.fill_markers("<!-- default: n_stepz -->", tmp_path)
+
+
 def test_tables_script_writes_markdown_beside_the_json(tmp_path: Path) -> None:
     (tmp_path / "text.json").write_text(json.dumps(RESULTS), encoding="utf-8")
     assert tables.main(["--write", str(tmp_path / "text.json"), str(tmp_path / "image.json")]) == 0

@@ -153,8 +153,8 @@ def _band_readings(scores, kept_minus_removed, sizes=(1, 2, 6), views=None):
     10, 20 and 50 % rationales by ``scores`` keep 1, 1, 1, 2 and 6 groups (``sizes``;
     of 8, 1, 1, 1, 2 and 4); a group is switched at the smallest of them that keeps it
     and the largest that removes it (where there is one), and its effect is the mean
-    of the two. ``views``, a set, collects each hard rationale read (example, kept
-    groups) and each switch made at one (example, kept groups, switched group)."""
+    of the two. ``views``, a set, collects each hard rationale read and each one a
+    switch makes, as (example, kept groups)."""
     effects = torch.zeros_like(scores)
     n_groups = scores.shape[1]
     with torch.no_grad():
@@ -172,8 +172,8 @@ def _band_readings(scores, kept_minus_removed, sizes=(1, 2, 6), views=None):
                     switched[row, g] = 1 - switched[row, g]
                     change = (kept_minus_removed(switched) - kept_minus_removed(context))[row]
                     if views is not None:
-                        kept_groups = tuple(sorted(order[:kept].tolist()))
-                        views.update({(row, kept_groups), (row, kept_groups, g)})
+                        kept_groups = frozenset(order[:kept].tolist())
+                        views.update({(row, kept_groups), (row, kept_groups ^ {g})})
                     readings.append(-change if context[row, g] == 1 else change)
                 effects[row, g] = torch.stack(readings).mean()
     return effects
@@ -217,11 +217,12 @@ class _RowCounter(nn.Module):
         return self.model(x)
 
 
-def test_bands_evaluate_each_rationale_and_switch_once_however_often_they_are_cut(mlp):
-    # Equal cuts (1, 5 and 10 % of 8 groups all keep one) and readings that leave the
-    # ranking near a cut unchanged cut the same rationales again: the model sees each
-    # distinct view once (two rows, keep and remove, per view), and the result is the
-    # one recomputed by hand, reading by reading.
+def test_bands_evaluate_each_rationale_once_however_often_it_is_reached(mlp):
+    # Equal cuts (1, 5 and 10 % of 8 groups all keep one), readings that leave the
+    # ranking near a cut unchanged, and switches that land on a neighbouring level's
+    # rationale or on another switch reach the same rationales again: the model sees
+    # each distinct one once (two rows, keep and remove), and the result is the one
+    # recomputed by hand, reading by reading.
     explainer, x, targets, options, kept_minus_removed = _switch_case(mlp, 8, (0, 1, 2))
     sizes = (1, 2, 4)
     counter = _RowCounter(mlp)

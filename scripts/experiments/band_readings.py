@@ -28,8 +28,7 @@ from captum_maskopt.cli import main
 
 
 def _nearest_cut_level_effects(
-    predict: optimization.Predict, scores: Tensor, pinned: Tensor, fractions: Tuple[float, ...],
-    readings: "optimization._RationaleReadings",
+    scores: Tensor, pinned: Tensor, fractions: Tuple[float, ...], readings: "optimization._RationaleReadings"
 ) -> Tensor:
     """``optimization._banded_level_effects`` with each group read at one of the two
     cuts around its rank: the nearer (rank distance to where the cut falls, between
@@ -56,7 +55,7 @@ def _nearest_cut_level_effects(
         near = ((use_low & (below == level)) | (use_high & (below + 1 == level))) & valid
         if not bool(near.any()):
             continue
-        total += readings.read(predict, context, near, scores.dtype).masked_fill(~near, 0.0)
+        total += readings.read(context, near, scores.dtype).masked_fill(~near, 0.0)
         times += near.to(scores.dtype)
     mean = total / times.clamp_min(1)
     resolution = optimization._EFFECT_RESOLUTION
