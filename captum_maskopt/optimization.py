@@ -406,8 +406,8 @@ def _banded_level_effects(
     keep each example's top ``fractions`` of its free groups by ``scores`` (counted as
     the metrics count them), read only at the two whose cut lies next to the group's
     rank: the smallest rationale that keeps it and the largest that removes it. That
-    is where the removal metrics decide its place; about two passes per group, fewer
-    where ``readings`` already holds a rationale's views."""
+    is where the removal metrics decide its place; at most two passes per group, fewer
+    where ``readings`` already holds a rationale's value."""
     valid = ~pinned
     rank, cuts = _ranks_and_cuts(scores, pinned, fractions)
     total = torch.zeros_like(scores)

@@ -120,8 +120,9 @@ INITIAL_MASKS = ("uniform", "gradient")
 #: The ``tie_break`` choices.
 TIE_BREAKS = ("auto", "bands", "removal", "gradient", "path")
 #: The most groups for which ``tie_break="auto"`` takes the banded removal effects
-#: (about six forward passes per group: three readings of two); beyond it, the
-#: gradient (one pass whatever the count).
+#: (at most six forward passes per group, three readings of two; about four on text,
+#: where the readings reach the same rationales again); beyond it, the gradient (one
+#: pass whatever the count).
 MAX_REMOVAL_GROUPS = 1024
 #: Raised whenever what the defaults compute changes while no default value does (an
 #: ``"auto"`` choice resolving to something new: 2 when ``tie_break="auto"`` went from
@@ -184,7 +185,8 @@ class MaskOptimizationSettings:
         "averaged: where the removal metrics decide its place; read three times, "
         "each reading after the first at the rationales cut from the ranking that the "
         "readings so far give, and a group's dependence is the mean of its readings "
-        "(about two forward passes per group and reading), ``\"removal\"``, the same "
+        "(at most two forward passes per group and reading, each rationale evaluated "
+        "once), ``\"removal\"``, the same "
         "switch at the final soft mask (one pass per group), ``\"gradient\"``, its "
         "linear estimate, the gradient with respect to the group's mask value (one "
         "forward and backward pass whatever the number of groups), ``\"path\"``, "
