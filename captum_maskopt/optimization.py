@@ -344,7 +344,7 @@ class _RationaleReadings:
     recognising whole cuts alone left)."""
 
     def __init__(self, predict: Predict, n_examples: int) -> None:
-        self._predict = predict
+        self._evaluate = _predicted_values(predict)
         self._known: List[Dict[bytes, float]] = [{} for _ in range(n_examples)]
 
     def values(self, masks: Tensor, example: Tensor) -> Tensor:
@@ -361,7 +361,7 @@ class _RationaleReadings:
         if fresh:
             positions = torch.tensor(list(fresh.values()), device=masks.device)
             with torch.no_grad():
-                new_values = _predicted_values(self._predict)(masks[positions], example[positions])
+                new_values = self._evaluate(masks[positions], example[positions])
             for (row, key), value in zip(fresh, new_values.tolist()):
                 self._known[row][key] = value
         known = [self._known[row][key] for row, key in zip(examples, keys)]
