@@ -59,13 +59,44 @@ def test_every_packaged_photo_loads():
     for name in PHOTO_NAMES:
         try:
             photo = load_photo(name)
-        except FileNotFoundError:  # pragma: no cover - imgaug not installed
-            assert name == "quokka"
+        except FileNotFoundError:  # pragma: no cover - a carrier package not installed
+            assert name in ("quokka", "bus", "zidane")
             continue
         assert photo.image.dtype == np.uint8 and photo.image.ndim == 3 and photo.image.shape[2] == 3
         assert preprocess(photo.image).shape == (3, 224, 224)
     with pytest.raises(ValueError, match="unknown photo"):
         load_photo("lena")
+
+
+def test_a_missing_carrier_package_is_named_with_its_install_command(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def without_ultralytics(name, *args, **kwargs):
+        return None if name == "ultralytics" else real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_ultralytics)
+    with pytest.raises(FileNotFoundError, match=r"ultralytics is not installed: .*bus photo.*pip install --no-deps ultralytics"):
+        load_photo("bus")
+
+
+def test_the_carried_photos_are_the_packages_own_files():
+    import importlib.util
+    from pathlib import Path
+
+    from PIL import Image
+
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None:  # pragma: no cover - ultralytics not installed
+        pytest.skip("ultralytics (carrier of the bus and zidane photos) is not installed")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    for name in ("bus", "zidane"):
+        photo = load_photo(name)
+        with Image.open(folder / "assets" / f"{name}.jpg") as image:
+            assert photo.image.shape == (image.height, image.width, 3)
+            assert (photo.image == np.asarray(image.convert("RGB"))).all()
+        assert photo.source == "ultralytics" and photo.outline is None
 
 
 def test_the_grey_and_the_stereo_photos_come_as_one_rgb_view():
@@ -106,3 +137,16 @@ def test_mask_optimization_on_the_coffee_photo(model, coffee):
     # does not, with a mask that keeps part of the photo, not all of it.
     assert float(record.keep_probability[0]) > 0.5 > float(record.remove_probability[0])
     assert 0.05 < float(record.kept_fraction[0]) < 0.9
+
+
+def test_internal_batch_size_one_gives_each_photo_exactly_what_it_gets_alone(model, coffee):
+    # A batched convolution rounds differently from a single one, and the image steps
+    # amplify that, so a photo's map depends a little on its batch-mates; in chunks of
+    # one, every model call is the one the photo gets alone.
+    images = torch.cat([coffee, preprocess(load_photo("chelsea").image).unsqueeze(0)])
+    with torch.no_grad():
+        targets = model(images).argmax(dim=1)
+    explainer = MaskOptimization(model)
+    alone = torch.cat([explainer.attribute(images[i:i + 1], target=targets[i:i + 1], n_steps=20) for i in range(2)])
+    chunked = explainer.attribute(images, target=targets, internal_batch_size=1, n_steps=20)
+    assert torch.equal(chunked, alone)

@@ -91,9 +91,9 @@ class MaskOptimization(PerturbationAttribution):
 
     Both views go through the model in one batched forward pass per step; gradients
     are taken with respect to the mask parameters only. Every example is optimized
-    independently (its own loss, stopping and noise), so an example's attribution does
-    not depend on the batch it shares (to float32 rounding, see
-    ``internal_batch_size``). A prediction, or a view's output, that is nan or inf
+    independently (its own loss, stopping and noise), so an example's attribution
+    depends on the batch it shares only through float32 rounding, which the steps can
+    amplify on a deep model (see ``internal_batch_size``). A prediction, or a view's output, that is nan or inf
     raises an error naming the examples; nothing non-finite is returned.
 
     The method is a drop-in for Captum's attribution methods: the attributions have
@@ -182,10 +182,14 @@ class MaskOptimization(PerturbationAttribution):
                         equal to the input where the input must stay as it is (special
                         tokens) keeps it in both views. Default: None
             internal_batch_size (int, optional): optimize at most this many examples
-                        at a time to bound memory. An example's result does not depend
-                        on its chunk or batch beyond float32 rounding: the model's
+                        at a time to bound memory. An example's result depends on its
+                        chunk or batch only through float32 rounding: the model's
                         batched arithmetic rounds differently, and the steps carry it
-                        on, to within 1e-4 (tested on Captum's generic test models).
+                        on. On Captum's generic test models that stays within 1e-4;
+                        on a deep CNN the image preset's 200 steps amplify it into
+                        another mask (EfficientNet-Lite0, four images: a map in a batch
+                        of four and alone correlate by 0.62 to 0.90). ``1`` gives every
+                        example exactly what it gets alone (on a deterministic device).
                         Default: None (the whole batch)
             return_record (bool, optional): also return an
                         :class:`~captum_maskopt.OptimizationRecord` with each

