@@ -93,8 +93,9 @@ class MaskOptimization(PerturbationAttribution):
     are taken with respect to the mask parameters only. Every example is optimized
     independently (its own loss, stopping and noise), so an example's attribution
     depends on the batch it shares only through float32 rounding, which the steps can
-    amplify on a deep model (see ``internal_batch_size``). A prediction, or a view's output, that is nan or inf
-    raises an error naming the examples; nothing non-finite is returned.
+    amplify on a deep model (see ``internal_batch_size``). A prediction, or a view's
+    output, that is nan or inf raises an error naming the examples; nothing
+    non-finite is returned.
 
     The method is a drop-in for Captum's attribution methods: the attributions have
     the inputs' structure and shapes and work with Captum's ``NoiseTunnel``, metrics
@@ -186,7 +187,7 @@ class MaskOptimization(PerturbationAttribution):
                         chunk or batch only through float32 rounding: the model's
                         batched arithmetic rounds differently, and the steps carry it
                         on. On Captum's generic test models that stays within 1e-4;
-                        on a deep CNN the image preset's 200 steps amplify it into
+                        on a deep CNN the image preset's many steps amplify it into
                         another mask (EfficientNet-Lite0, four images: a map in a batch
                         of four and alone correlate by 0.62 to 0.90). ``1`` gives every
                         example exactly what it gets alone (on a deterministic device).

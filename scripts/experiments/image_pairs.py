@@ -1,8 +1,9 @@
 """Paired per-photo differences between image comparison files: MaskOptimization
 against every other method of one file, and against MaskOptimization of an earlier file
 (a run before a change; paired over the photos both have), each as the mean difference
-with a 95 % bootstrap interval over the photos (2000 resamples, seed 0). The per-photo values are the files'
-``photos`` entries, as ``captum-maskopt compare image --json`` writes them::
+with a 95 % bootstrap interval over the photos (2000 resamples, seed 0). The per-photo
+values are the files' ``photos`` entries, as ``captum-maskopt compare image --json``
+writes them::
 
     python scripts/experiments/image_pairs.py docs/results/image.json [EARLIER.json]
 """
