@@ -19,7 +19,7 @@ import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -38,12 +38,6 @@ __all__ = [
     "object_mask",
     "object_box",
 ]
-
-#: The packaged photos, in the order the comparison shows them.
-PHOTO_NAMES: Tuple[str, ...] = (
-    "astronaut", "chelsea", "coffee", "rocket", "china", "flower", "grace_hopper", "quokka",
-    "motorcycle", "camera", "bus", "zidane",
-)
 
 Box = Tuple[float, float, float, float]
 
@@ -104,7 +98,7 @@ def _rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
-def _quokka() -> Photo:
+def _imgaug_quokka(name: str) -> Photo:
     photo_path, annotation_path = quokka_files()
     with open(annotation_path, encoding="utf-8") as handle:
         annotations = json.load(handle)
@@ -115,9 +109,68 @@ def _quokka() -> Photo:
     with Image.open(photo_path) as image:
         pixels = _rgb(image)
     return Photo(
-        "quokka", pixels, "imgaug", outline,
+        name, pixels, "imgaug", outline,
         (float(box["x1"]), float(box["y1"]), float(box["x2"]), float(box["y2"])),
     )
+
+
+def _skimage_photo(name: str) -> Photo:
+    import skimage.data
+
+    return Photo(name, np.ascontiguousarray(getattr(skimage.data, name)()), "scikit-image")
+
+
+def _skimage_motorcycle(name: str) -> Photo:
+    import skimage.data
+
+    left, _, _ = skimage.data.stereo_motorcycle()  # type: ignore[no-untyped-call]
+    return Photo(name, np.ascontiguousarray(left), "scikit-image")
+
+
+def _skimage_camera(name: str) -> Photo:
+    import skimage.data
+
+    grey = skimage.data.camera()  # type: ignore[no-untyped-call]
+    return Photo(name, np.ascontiguousarray(np.stack([grey] * 3, axis=-1)), "scikit-image")
+
+
+def _sklearn_photo(name: str) -> Photo:
+    from sklearn.datasets import load_sample_image
+
+    return Photo(name, np.ascontiguousarray(load_sample_image(f"{name}.jpg")), "scikit-learn")
+
+
+def _matplotlib_photo(name: str) -> Photo:
+    from matplotlib import cbook
+
+    with Image.open(cbook.get_sample_data(f"{name}.jpg", asfileobj=False)) as image:
+        return Photo(name, _rgb(image), "matplotlib")
+
+
+def _ultralytics_photo(name: str) -> Photo:
+    (path,) = _carried_files("ultralytics", [f"assets/{name}.jpg"], name)
+    with Image.open(path) as image:
+        return Photo(name, _rgb(image), "ultralytics")
+
+
+# Each photo's loader, in the order the comparison shows the photos.
+_LOADERS: Dict[str, Callable[[str], Photo]] = {
+    "astronaut": _skimage_photo,
+    "chelsea": _skimage_photo,
+    "coffee": _skimage_photo,
+    "rocket": _skimage_photo,
+    "china": _sklearn_photo,
+    "flower": _sklearn_photo,
+    "grace_hopper": _matplotlib_photo,
+    "quokka": _imgaug_quokka,
+    "motorcycle": _skimage_motorcycle,
+    "camera": _skimage_camera,
+    "bus": _ultralytics_photo,
+    "zidane": _ultralytics_photo,
+}
+
+#: The packaged photos, in the order the comparison shows them.
+PHOTO_NAMES: Tuple[str, ...] = tuple(_LOADERS)
 
 
 def load_photo(name: str) -> Photo:
@@ -130,36 +183,9 @@ def load_photo(name: str) -> Photo:
         ValueError: for an unknown name.
         ImportError / FileNotFoundError: when the package carrying it is missing.
     """
-    if name in ("astronaut", "chelsea", "coffee", "rocket"):
-        import skimage.data
-
-        return Photo(name, np.ascontiguousarray(getattr(skimage.data, name)()), "scikit-image")
-    if name == "motorcycle":
-        import skimage.data
-
-        left, _, _ = skimage.data.stereo_motorcycle()  # type: ignore[no-untyped-call]
-        return Photo(name, np.ascontiguousarray(left), "scikit-image")
-    if name == "camera":
-        import skimage.data
-
-        grey = skimage.data.camera()  # type: ignore[no-untyped-call]
-        return Photo(name, np.ascontiguousarray(np.stack([grey] * 3, axis=-1)), "scikit-image")
-    if name in ("china", "flower"):
-        from sklearn.datasets import load_sample_image
-
-        return Photo(name, np.ascontiguousarray(load_sample_image(f"{name}.jpg")), "scikit-learn")
-    if name == "grace_hopper":
-        from matplotlib import cbook
-
-        with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
-            return Photo(name, _rgb(image), "matplotlib")
-    if name == "quokka":
-        return _quokka()
-    if name in ("bus", "zidane"):
-        (path,) = _carried_files("ultralytics", [f"assets/{name}.jpg"], name)
-        with Image.open(path) as image:
-            return Photo(name, _rgb(image), "ultralytics")
-    raise ValueError(f"unknown photo {name!r}; choose from {', '.join(PHOTO_NAMES)}")
+    if name not in _LOADERS:
+        raise ValueError(f"unknown photo {name!r}; choose from {', '.join(PHOTO_NAMES)}")
+    return _LOADERS[name](name)
 
 
 def load_photos(names: Optional[Sequence[str]] = None) -> List[Photo]:
