@@ -1,7 +1,8 @@
 """Feature groups: which input elements share one mask value.
 
 Groups are numbered ``0 .. G-1`` across all input tensors (the same id in two inputs
-is one group, as in Captum's perturbation methods). Each input tensor gets an index
+is one group, as in Captum's perturbation methods; a feature mask's ids, which need
+not be consecutive, are renumbered so). Each input tensor gets an index
 tensor of group ids, shaped ``(B, *S)`` with ``B`` 1 or N and ``S`` broadcastable to
 the input's non-batch shape, so a mask ``(n, G)`` expands to ``(n, *S)`` by indexing.
 """
@@ -15,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["FeatureGroups", "default_group_index", "check_feature_mask", "build_feature_groups"]
+__all__ = ["FeatureGroups", "default_group_index", "checked_feature_mask", "build_feature_groups"]
 
 
 @dataclass
@@ -88,26 +89,28 @@ def _check_feature_mask(mask: object, x: Tensor, name: str) -> Tensor:
             f"dimension of 1 or {x.shape[0]} and each other dimension 1 or the input's size"
         )
     if mask.numel() and int(mask.min()) < 0:
-        raise ValueError(f"{name} contains negative group ids; ids must be 0, 1, ..., G-1")
+        raise ValueError(f"{name} contains negative group ids; ids must be integers >= 0")
     return mask.to(device=x.device, dtype=torch.long)
 
 
-def check_feature_mask(
+def checked_feature_mask(
     feature_mask: Tuple[Tensor, ...], like: Tuple[Tensor, ...], argument: str = "feature_mask"
-) -> None:
-    """Check shapes, dtypes and that the ids are exactly ``0 .. G-1`` over the batch."""
+) -> Tuple[Tensor, ...]:
+    """``feature_mask`` checked (shapes, integer dtype, no negative ids) and numbered
+    ``0 .. G-1`` over the whole batch and all tensors, in the order of its ids.
+
+    The ids need not be consecutive, as in Captum's ``FeatureAblation`` and
+    ``ShapleyValueSampling`` (superpixel labels from 1, say): ids that no element
+    carries are not groups, so the groups are those of the consecutive renumbering.
+    """
     indices = [
         _check_feature_mask(mask, x, argument if len(like) == 1 else f"{argument}[{i}]")
         for i, (mask, x) in enumerate(zip(feature_mask, like))
     ]
     present = torch.unique(torch.cat([index.reshape(-1) for index in indices]))
-    n_groups = int(present.max()) + 1 if present.numel() else 0
-    if present.numel() != n_groups:
-        missing = sorted(set(range(n_groups)) - set(present.tolist()))[:5]
-        raise ValueError(
-            f"{argument} must number its groups 0, 1, ..., G-1 without gaps; "
-            f"ids {missing} are missing"
-        )
+    if not present.numel() or int(present[-1]) + 1 == present.numel():
+        return tuple(indices)
+    return tuple(torch.searchsorted(present, index) for index in indices)
 
 
 def build_feature_groups(
@@ -121,7 +124,7 @@ def build_feature_groups(
     A group is pinned when every one of its elements is either marked in
     ``pinned_features`` or equal to its value in every baseline (removing it changes
     nothing, so the optimization could say nothing about it). ``feature_mask`` must
-    have passed :func:`check_feature_mask` for the whole batch; ids missing from a
+    come from :func:`checked_feature_mask` for the whole batch; ids missing from a
     chunk are groups of size 0.
     """
     n = inputs[0].shape[0]

@@ -348,27 +348,6 @@ def test_feature_mask_with_wrong_shape(kind, shape, mlp):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_feature_mask_with_gaps_in_its_ids(kind, mlp):
-    width = WIDTH[kind]
-    mask = torch.tensor([0, 2] * (width // 2)).unsqueeze(0)  # ids {0, 2}: 1 is missing
-    _feature_mask_case(
-        kind, mask, ValueError, r"feature_mask must number its groups .* ids \[1\] are missing", mlp
-    )
-
-
-def test_feature_mask_with_gaps_across_tuple_inputs(two_inputs):
-    a, b = torch.randn(2, 4), torch.randn(2, 2)
-    masks = (torch.zeros(1, 4, dtype=torch.long), torch.full((1, 2), 2))
-    assert_rejected(
-        lambda: MaskOptimization(two_inputs).attribute(
-            (a, b), target=0, feature_mask=masks, n_steps=N_STEPS
-        ),
-        ValueError, r"feature_mask must number its groups .* ids \[1\] are missing",
-        two_inputs, a, b, masks,
-    )
-
-
-@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bool])
 def test_feature_mask_with_non_integer_dtype(kind, dtype, mlp):
     mask = (torch.arange(WIDTH[kind]) % 2).unsqueeze(0).to(dtype)

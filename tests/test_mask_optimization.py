@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from captum_maskopt import MaskOptimization, OptimizationRecord
+from captum_maskopt import LayerMaskOptimization, MaskOptimization, OptimizationRecord
 from captum_maskopt.baselines import gaussian_blur
 
 from conftest import PlantedLinear
@@ -544,6 +544,29 @@ def test_feature_mask_groups_share_values_across_tuple_inputs(mlp):
     )
     assert torch.equal(attr_a[:, 4], attr_b[:, 0])
     assert torch.equal(attr_a[:, 0], attr_a[:, 1]) and torch.equal(attr_b[:, 1], attr_b[:, 2])
+
+
+def test_feature_mask_ids_need_not_be_consecutive(mlp):
+    # As in Captum's FeatureAblation: ids with gaps (superpixel labels that start at 1,
+    # say) group the features as their consecutive renumbering does, for one mask of
+    # the batch, per-example masks and a layer's tensor alike.
+    x = torch.rand(2, 8) + 0.1
+    consecutive = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3]])
+    per_example = torch.tensor([[0, 0, 1, 1, 2, 2, 2, 2], [2, 2, 3, 3, 4, 4, 4, 4]])
+    layer_ids = torch.arange(16).unsqueeze(0) // 4
+    explainer, layered = MaskOptimization(mlp), LayerMaskOptimization(mlp, mlp.net[0])
+
+    def attribute(ids: torch.Tensor) -> torch.Tensor:
+        return explainer.attribute(x, target=[0, 2], feature_mask=ids, n_steps=10, seed=0)
+
+    def attribute_layer(ids: torch.Tensor) -> torch.Tensor:
+        return layered.attribute(x, target=[0, 2], feature_mask=ids, n_steps=10, seed=0)
+
+    assert torch.equal(attribute(consecutive * 3 + 1), attribute(consecutive))
+    assert torch.equal(attribute(per_example * 5 + 2), attribute(per_example))
+    assert torch.equal(attribute_layer(layer_ids * 7 + 1), attribute_layer(layer_ids))
+    # Not a mask of equal values: the groups still get different attributions.
+    assert len(torch.unique(attribute(consecutive * 3 + 1)[0])) > 1
 
 
 def test_multi_label_model_with_sigmoid(planted):

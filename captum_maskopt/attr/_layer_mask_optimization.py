@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from captum_maskopt.attr._layer_switch import LayerSwitch
 from captum_maskopt.attr._mask_optimization import AttributionResult, MaskOptimization, _Problem, settings_of
 from captum_maskopt.baselines import format_baselines
-from captum_maskopt.features import check_feature_mask
+from captum_maskopt.features import checked_feature_mask
 from captum_maskopt.formatting import (
     TargetForm,
     TensorOrTuple,
@@ -116,11 +116,12 @@ class LayerMaskOptimization(LayerAttribution):
                         ``forward_func`` after the inputs, e.g. an attention mask;
                         batched tensors are expanded with the views. Default: None
             feature_mask (Tensor or tuple[Tensor, ...], optional): integer group ids
-                        over the *layer's* tensor(s), with their number of dimensions,
-                        each dimension 1 or the tensor's size, e.g. ``(N, T, 1)`` word
-                        ids to group word pieces. Default: one group per position of
-                        an ``(N, T, D)`` tensor, per location of an ``(N, C, H, W)``
-                        one.
+                        (``>= 0``, not necessarily consecutive, as in
+                        :class:`MaskOptimization`) over the *layer's* tensor(s), with
+                        their number of dimensions, each dimension 1 or the tensor's
+                        size, e.g. ``(N, T, 1)`` word ids to group word pieces.
+                        Default: one group per position of an ``(N, T, D)`` tensor, per
+                        location of an ``(N, C, H, W)`` one.
             settings (str or MaskOptimizationSettings, optional): the settings as one
                         object or a preset name, as in
                         :meth:`MaskOptimization.attribute`. Default: None
@@ -171,7 +172,7 @@ class LayerMaskOptimization(LayerAttribution):
                     layer_baselines.append(switch.record(lambda: self.forward_func(*full, *args))[1])
                 masks = format_optional_like(feature_mask, masked, "feature_mask")
                 if masks is not None:
-                    check_feature_mask(masks, masked)
+                    masks = checked_feature_mask(masks, masked)
                 problem = _Problem(
                     masked=masked,
                     baselines=layer_baselines,

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from captum_maskopt.attr._views import build_predict, masks_to_attributions
 from captum_maskopt.baselines import format_baselines
-from captum_maskopt.features import FeatureGroups, build_feature_groups, check_feature_mask, default_group_index
+from captum_maskopt.features import FeatureGroups, build_feature_groups, checked_feature_mask, default_group_index
 from captum_maskopt.formatting import (
     BatchExpander,
     TargetForm,
@@ -164,9 +164,11 @@ class MaskOptimization(PerturbationAttribution):
                         dimension must have the inputs' batch size; they are expanded
                         with the views. Default: None
             feature_mask (Tensor or tuple[Tensor, ...], optional): integer group ids
-                        ``0 .. G-1`` with the input's number of dimensions, each
+                        ``>= 0`` with the input's number of dimensions, each
                         dimension 1 or the input's size (batch 1 or N); elements with
                         the same id share one mask value, also across tuple inputs.
+                        As in Captum's ``FeatureAblation``, the ids need not be
+                        consecutive (superpixel labels from 1, say).
                         Default: one group per pixel location for ``(N, C, H, W)``
                         inputs, per position for ``(N, T, D)``, per element otherwise.
             settings (str or MaskOptimizationSettings, optional): the method's
@@ -235,7 +237,7 @@ class MaskOptimization(PerturbationAttribution):
         n = check_inputs(inputs_tuple, "inputs", floating=True)
         masks = format_optional_like(feature_mask, inputs_tuple, "feature_mask")
         if masks is not None:
-            check_feature_mask(masks, inputs_tuple)
+            masks = checked_feature_mask(masks, inputs_tuple)
         problem = _Problem(
             masked=inputs_tuple,
             baselines=format_baselines(baselines, inputs_tuple),
