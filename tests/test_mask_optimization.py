@@ -568,6 +568,18 @@ def test_feature_mask_ids_need_not_be_consecutive(mlp):
     # Not a mask of equal values: the groups still get different attributions.
     assert len(torch.unique(attribute(consecutive * 3 + 1)[0])) > 1
 
+    # Across tuple inputs an id names one group wherever it appears, gaps or not.
+    def forward(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return mlp(torch.cat([a, b], dim=1))
+
+    pair = (x[:, :5], x[:, 5:])
+    masks = (torch.tensor([[0, 0, 1, 1, 2]]), torch.tensor([[2, 3, 3]]))
+    gapped = tuple(mask * 4 + 3 for mask in masks)
+    kwargs = dict(target=[0, 2], n_steps=10, seed=0)
+    expected = MaskOptimization(forward).attribute(pair, feature_mask=masks, **kwargs)
+    given = MaskOptimization(forward).attribute(pair, feature_mask=gapped, **kwargs)
+    assert all(torch.equal(g, e) for g, e in zip(given, expected))
+
 
 def test_multi_label_model_with_sigmoid(planted):
     x = torch.rand(3, 12) + 0.5
