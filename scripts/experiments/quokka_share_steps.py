@@ -1,7 +1,7 @@
 """Experiment of issue 15 (images): the quokka's share of MaskOptimization's attribution
 inside the object outline, against the image preset's ``n_steps``, explained in the
 comparison's batch (china, flower, grace_hopper, quokka: the second batch of four of
-``compare image``) and alone, with the deletion and insertion AUCs of the quokka::
+``compare image``) and alone, with the seconds per image::
 
     python scripts/experiments/quokka_share_steps.py [--steps 100,150,200]
 
