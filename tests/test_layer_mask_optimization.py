@@ -203,3 +203,18 @@ def test_a_conv_layer_gets_a_spatial_mask_that_finds_the_evidence():
     assert (location.flatten(1).std(dim=1) > 0.1).all()
     # Columns 8 and beyond never reach the pooled half (3 x 3 kernels).
     assert (location[..., :7].mean(dim=(1, 2)) > location[..., 8:].mean(dim=(1, 2)) + 0.2).all()
+
+
+def test_token_positions_get_free_logits_and_the_paper_preset_its_kernel_mask(bert):
+    # The class docstring's promise: at a sequence layer "auto" optimizes one free logit
+    # per position, and settings="paper" the paper's Gaussian-kernel mask there.
+    ids, attention = _batch()
+
+    def explain(**settings):
+        return LayerMaskOptimization(
+            lambda i, a: bert(input_ids=i, attention_mask=a).logits, bert.bert.embeddings
+        ).attribute(ids, baselines=0, target=1, additional_forward_args=(attention,), n_steps=3, **settings)
+
+    assert torch.equal(explain(), explain(parametrization="logits"))
+    assert torch.equal(explain(settings="paper"), explain(settings="paper", parametrization="gaussian1d"))
+    assert not torch.equal(explain(settings="paper"), explain(settings="paper", parametrization="logits"))

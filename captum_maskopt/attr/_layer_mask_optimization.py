@@ -41,8 +41,9 @@ class LayerMaskOptimization(LayerAttribution):
     tensors, with a forward function that feeds the views into the model through a
     :class:`~captum_maskopt.attr.LayerSwitch`: the objective, parametrizations and
     settings are the same, and so is the choice of mask for the layer's tensor (the
-    smooth 2-D mask for the ``(N, C, H, W)`` output of a convolution, the
-    Gaussian-kernel mask for an ``(N, T, D)`` sequence). The attributions have the
+    smooth 2-D mask for the ``(N, C, H, W)`` output of a convolution, one free logit
+    per position of an ``(N, T, D)`` sequence, and with ``settings="paper"`` the
+    paper's Gaussian-kernel mask there). The attributions have the
     shape of the layer's output (or input), one mask value per group (by default per
     position) repeated over the rest.
 
