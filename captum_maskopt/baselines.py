@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from captum_maskopt.formatting import broadcast_shape
+from captum_maskopt.formatting import ArgumentTypeError, ArgumentValueError, broadcast_shape
 
 __all__ = ["gaussian_blur", "format_baselines"]
 
@@ -62,7 +62,7 @@ def _format_one(
     elif not isinstance(baselines, tuple):
         baselines = (baselines,)
     if len(baselines) != len(inputs):
-        raise ValueError(
+        raise ArgumentValueError(
             f"{argument} must give one baseline per input tensor: got {len(baselines)} "
             f"for {len(inputs)} input tensor(s)"
         )
@@ -72,7 +72,7 @@ def _format_one(
         if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
             baseline = torch.tensor(baseline, dtype=x.dtype, device=x.device)
         if not isinstance(baseline, Tensor):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{name} must be None, a number or a tensor, got {type(baseline).__name__}"
             )
         baseline = baseline.to(device=x.device)
@@ -86,7 +86,7 @@ def _format_one(
             if fits:
                 baseline = baseline.reshape((1,) * (x.dim() - baseline.dim()) + tuple(baseline.shape))
         if not fits:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"{name} has shape {tuple(baseline.shape)}, which does not broadcast to the "
                 f"input's shape {tuple(x.shape)} (the batch dimension must be 1 or "
                 f"{x.shape[0]})"
@@ -94,7 +94,7 @@ def _format_one(
         # Checked after the cast: a float64 value can overflow the input's float32.
         baseline = baseline.to(dtype=x.dtype)
         if baseline.is_floating_point() and not bool(torch.isfinite(baseline).all()):
-            raise ValueError(
+            raise ArgumentValueError(
                 f"{name} contains non-finite values (nan or inf) in the input's dtype {x.dtype}"
             )
         formatted.append(baseline)
@@ -108,7 +108,7 @@ def format_baselines(
     input, each broadcastable to its input with a batch dimension of 1 or N."""
     if isinstance(baselines, list):
         if not baselines:
-            raise ValueError("baselines is an empty list; pass None for zero baselines")
+            raise ArgumentValueError("baselines is an empty list; pass None for zero baselines")
         return [
             _format_one(b, inputs, f"baselines[{k}]") for k, b in enumerate(baselines)
         ]

@@ -16,6 +16,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from captum_maskopt.formatting import ArgumentTypeError, ArgumentValueError
+
 __all__ = ["FeatureGroups", "default_group_index", "checked_feature_mask", "build_feature_groups"]
 
 
@@ -77,19 +79,19 @@ def default_group_index(shape: Sequence[int]) -> Tuple[Tensor, Optional[Tuple[in
 
 def _check_feature_mask(mask: object, x: Tensor, name: str) -> Tensor:
     if not isinstance(mask, Tensor):
-        raise TypeError(f"{name} must be a tensor of integer group ids, got {type(mask).__name__}")
+        raise ArgumentTypeError(f"{name} must be a tensor of integer group ids, got {type(mask).__name__}")
     if mask.is_floating_point() or mask.is_complex() or mask.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer group ids, got dtype {mask.dtype}")
+        raise ArgumentTypeError(f"{name} must hold integer group ids, got dtype {mask.dtype}")
     if mask.dim() != x.dim() or mask.shape[0] not in (1, x.shape[0]) or any(
         m not in (1, s) for m, s in zip(mask.shape[1:], x.shape[1:])
     ):
-        raise ValueError(
+        raise ArgumentValueError(
             f"{name} has shape {tuple(mask.shape)}, which does not broadcast to the input's "
             f"shape {tuple(x.shape)}: it needs the same number of dimensions, a batch "
             f"dimension of 1 or {x.shape[0]} and each other dimension 1 or the input's size"
         )
     if mask.numel() and int(mask.min()) < 0:
-        raise ValueError(f"{name} contains negative group ids; ids must be integers >= 0")
+        raise ArgumentValueError(f"{name} contains negative group ids; ids must be integers >= 0")
     return mask.to(device=x.device, dtype=torch.long)
 
 

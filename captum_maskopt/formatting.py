@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "TargetError", "format_tensor_tuple", "check_inputs", "broadcast_shape",
+    "ArgumentValueError", "ArgumentTypeError", "TargetError", "format_tensor_tuple", "check_inputs", "broadcast_shape",
     "check_output_type", "check_finite_output", "resolve_probability",
     "format_additional_forward_args", "BatchExpander", "expand_additional_forward_args",
     "format_target", "check_output", "select_target", "chunk_rows", "slice_batch",
@@ -33,11 +33,11 @@ def format_tensor_tuple(
     is_tuple = isinstance(value, tuple)
     values: Tuple[Any, ...] = value if isinstance(value, tuple) else (value,)
     if not values:
-        raise ValueError(f"{argument} is an empty tuple; expected at least one tensor")
+        raise ArgumentValueError(f"{argument} is an empty tuple; expected at least one tensor")
     for i, v in enumerate(values):
         if not isinstance(v, Tensor):
             name = f"{argument}[{i}]" if is_tuple else argument
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
+            raise ArgumentTypeError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
     return values, is_tuple
 
 
@@ -49,24 +49,24 @@ def check_inputs(inputs: Tuple[Tensor, ...], argument: str, floating: bool) -> i
     n = None
     for i, x in enumerate(inputs):
         if x.dim() == 0:
-            raise ValueError(f"{name(i)} must have a batch dimension (dim 0), got a scalar")
+            raise ArgumentValueError(f"{name(i)} must have a batch dimension (dim 0), got a scalar")
         if n is None:
             n = x.shape[0]
         elif x.shape[0] != n:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"{name(i)} has batch size {x.shape[0]} but {name(0)} has {n}: every input "
                 "tensor needs the same batch size in dim 0"
             )
         if floating and not x.is_floating_point():
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{name(i)} must be floating point to be masked, got {x.dtype}; for token "
                 "ids use LayerMaskOptimization on the embedding layer"
             )
         if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name(i)} contains non-finite values (nan or inf)")
+            raise ArgumentValueError(f"{name(i)} contains non-finite values (nan or inf)")
     assert n is not None
     if n == 0:
-        raise ValueError(f"{argument} has an empty batch (size 0 in dim 0)")
+        raise ArgumentValueError(f"{argument} has an empty batch (size 0 in dim 0)")
     return n
 
 
@@ -87,7 +87,7 @@ def format_additional_forward_args(args: Any, n: int) -> Tuple[Any, ...]:
     formatted: Tuple[Any, ...] = args if isinstance(args, tuple) else (args,)
     for i, arg in enumerate(formatted):
         if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] != n:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"additional_forward_args[{i}] has batch size {arg.shape[0]} in dim 0 but "
                 f"inputs have {n}: tensor arguments are expanded with the batch"
             )
@@ -122,6 +122,21 @@ def expand_additional_forward_args(
             arg = arg.repeat((times,) + (1,) * (arg.dim() - 1))
         expanded.append(arg)
     return tuple(expanded)
+
+
+class ArgumentValueError(ValueError, AssertionError, RuntimeError):
+    """A bad value of an argument (a shape that does not broadcast, a count that does
+    not match, a number out of range). Captum's methods refuse such arguments with
+    ``AssertionError`` (their checks are asserts) or ``RuntimeError`` (a failed
+    broadcast); this error is an instance of each and of ``ValueError``, so code
+    written around any Captum method catches it, and its message names the argument
+    and what was expected."""
+
+
+class ArgumentTypeError(TypeError, AssertionError, RuntimeError):
+    """An argument of the wrong type or dtype; an instance of ``TypeError`` and of what
+    Captum's methods raise for it (``AssertionError``, or ``RuntimeError`` where torch
+    fails on the dtype), as :class:`ArgumentValueError` is."""
 
 
 class TargetError(IndexError, RuntimeError, AssertionError, ValueError, TypeError):
@@ -267,7 +282,7 @@ def chunk_rows(n: int, internal_batch_size: Optional[int]) -> List[slice]:
     if internal_batch_size is None:
         return [slice(0, n)]
     if isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int) or internal_batch_size < 1:
-        raise ValueError(f"internal_batch_size must be None or an integer >= 1, got {internal_batch_size!r}")
+        raise ArgumentValueError(f"internal_batch_size must be None or an integer >= 1, got {internal_batch_size!r}")
     return [slice(i, min(i + internal_batch_size, n)) for i in range(0, n, internal_batch_size)]
 
 
@@ -292,7 +307,7 @@ def format_optional_like(
         return None
     values, _ = format_tensor_tuple(value, argument)
     if len(values) != len(like):
-        raise ValueError(
+        raise ArgumentValueError(
             f"{argument} must give one tensor per input tensor: got {len(values)} for "
             f"{len(like)}"
         )
@@ -309,10 +324,10 @@ def format_pinned(
     for i, (pins, x) in enumerate(zip(values, like)):
         name = "pinned_features" if len(like) == 1 else f"pinned_features[{i}]"
         if pins.dtype != torch.bool:
-            raise TypeError(f"{name} must be a bool tensor, got dtype {pins.dtype}")
+            raise ArgumentTypeError(f"{name} must be a bool tensor, got dtype {pins.dtype}")
         shape = broadcast_shape(pins.shape, x.shape)
         if shape != x.shape or pins.dim() != x.dim():
-            raise ValueError(
+            raise ArgumentValueError(
                 f"{name} has shape {tuple(pins.shape)}, which does not broadcast to "
                 f"{tuple(x.shape)} with the same number of dimensions"
             )

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeAlia
 
 import torch
 
+from captum_maskopt.formatting import ArgumentTypeError, ArgumentValueError
 from captum_maskopt.objective import COMPREHENSIVENESS_FORMS, PROBABILITY_FUNCTIONS
 from captum_maskopt.parametrizations import (
     AUTOMATIC_CHOICES, PARAMETRIZATIONS, MaskParametrization, ParametrizationChoice,
@@ -41,7 +42,9 @@ MIN_CELLS_PER_SIDE = 8
 class _Check:
     """A predicate on a setting's value with the words that describe what it accepts."""
 
-    def __init__(self, accepts: str, kind: str, test: Callable[[Any], bool], error: type = ValueError) -> None:
+    def __init__(
+        self, accepts: str, kind: str, test: Callable[[Any], bool], error: type = ArgumentValueError
+    ) -> None:
         self.accepts = accepts
         self.kind = kind
         self.test = test
@@ -89,7 +92,7 @@ def _choice(options: Tuple[str, ...]) -> _Check:
     return _Check(f"one of {options}", "str", lambda v: v in options)
 
 
-_FLAG = _Check("True or False", "bool", lambda v: isinstance(v, bool), TypeError)
+_FLAG = _Check("True or False", "bool", lambda v: isinstance(v, bool), ArgumentTypeError)
 _FRACTION = _number(0.0, 1.0, low_open=True)
 _KEPT_FRACTION = _Check(
     f"None, {_FRACTION.accepts}, or a non-empty tuple of such numbers", "float or tuple",
@@ -99,7 +102,7 @@ _KEPT_FRACTION = _Check(
 )
 KeptFraction: TypeAlias = Union[None, float, Tuple[float, ...]]
 """What ``target_kept_fraction`` accepts: no budget, one, or budgets to draw from."""
-_SEED = _Check("None or an int", "int", lambda v: v is None or _is_integer(v), TypeError)
+_SEED = _Check("None or an int", "int", lambda v: v is None or _is_integer(v), ArgumentTypeError)
 
 
 def _parametrization_check() -> _Check:

@@ -5,8 +5,9 @@ every entry that lists ``LayerIntegratedGradients`` with ``LayerMaskOptimization
 
 * a batch gives what its examples give one at a time (every target form, the
   ``NoiseTunnel`` entries too), to the tolerance the docstrings state;
-* no module hook remains after a call, and an impossible target raises an instance of
-  the exception Captum's own method raises for the same call;
+* no module hook remains after a call, and an impossible target, or a bad input,
+  baseline, feature mask or step count, raises an instance of the exception Captum's
+  own methods raise for the same call;
 * ``torch.jit.script`` / ``trace`` models give the eager attributions;
 * a ``DistributedDataParallel`` model (gloo, CPU, two processes) gives the plain
   model's attributions.
@@ -27,13 +28,15 @@ import torch
 from torch import Tensor, nn
 
 from captum_maskopt import LayerMaskOptimization, MaskOptimization
-from captum_maskopt.formatting import TargetError
+from captum_maskopt.formatting import ArgumentTypeError, ArgumentValueError, TargetError
 
 warnings.filterwarnings("ignore", message=".*did not already require gradients")
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from captum.attr import IntegratedGradients, LayerIntegratedGradients, NoiseTunnel
+    from captum.attr import (
+        FeatureAblation, IntegratedGradients, LayerIntegratedGradients, NoiseTunnel, ShapleyValueSampling,
+    )
     from captum.testing.attr.helpers.test_config import config as CAPTUM_CONFIG
 
 #: What the batch-invariance promise of the docstrings allows (float32 rounding of the
@@ -188,6 +191,61 @@ def test_an_impossible_target_raises_what_captum_raises(kind, form, wrapped):
     assert isinstance(our_error.value, type(captum_error.value))
     assert str(our_error.value)
     assert _hook_count(model) == hooks
+
+
+#: Bad arguments that Captum's methods take too, as ``attribute()`` keywords (``inputs``
+#: replaces the input), and what this package's check raises for each.
+BAD_ARGUMENTS: Dict[str, Tuple[Dict[str, Any], type]] = {
+    "inputs a list": ({"inputs": [torch.zeros(2, 6)]}, ArgumentTypeError),
+    "inputs an array": ({"inputs": torch.zeros(2, 6).numpy()}, ArgumentTypeError),
+    "baselines of another batch size": ({"baselines": torch.zeros(3, 6)}, ArgumentValueError),
+    "baselines of another width": ({"baselines": torch.zeros(2, 5)}, ArgumentValueError),
+    "baselines a string": ({"baselines": "zeros"}, ArgumentTypeError),
+    "a baseline too many": ({"baselines": (torch.zeros(2, 6), torch.zeros(2, 6))}, ArgumentValueError),
+    "feature_mask of another width": ({"feature_mask": torch.zeros(2, 5, dtype=torch.long)}, ArgumentValueError),
+    "n_steps 0": ({"n_steps": 0}, ArgumentValueError),
+    "n_steps negative": ({"n_steps": -1}, ArgumentValueError),
+}
+
+
+def _captum_errors(model: nn.Module, keywords: Dict[str, Any]) -> List[BaseException]:
+    """What Captum's methods that take these keywords raise for them (none where they
+    accept the call)."""
+    keywords = dict(keywords)
+    inputs = keywords.pop("inputs", torch.randn(2, 6))
+    calls: List[Tuple[Any, Dict[str, Any]]] = []
+    if "feature_mask" not in keywords:
+        calls.append((IntegratedGradients(model), {"n_steps": 5, **keywords}))
+    if "n_steps" not in keywords:
+        calls.append((FeatureAblation(model), keywords))
+        calls.append((ShapleyValueSampling(model), {"n_samples": 2, **keywords}))
+    errors = []
+    for method, arguments in calls:
+        try:
+            method.attribute(inputs, target=0, **arguments)
+        except Exception as error:  # noqa: BLE001 - whatever Captum raises is the point
+            errors.append(error)
+    return errors
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS, ids=list(BAD_ARGUMENTS))
+def test_a_bad_argument_raises_what_captum_raises(case):
+    keywords, ours_raise = BAD_ARGUMENTS[case]
+    argument = next(iter(keywords))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3)).eval()
+    theirs = _captum_errors(model, keywords)
+    assert theirs, "some Captum method refuses this call"
+    keywords = dict(keywords)
+    inputs = keywords.pop("inputs", torch.randn(2, 6))
+    keywords.setdefault("n_steps", 5)
+    with pytest.raises(ours_raise) as our_error:
+        MaskOptimization(model).attribute(inputs, target=0, **keywords)
+    for error in theirs:
+        assert isinstance(our_error.value, type(error)), (type(error), str(error))
+    # The package's own promise: a ValueError or TypeError that names the argument.
+    assert isinstance(our_error.value, (ValueError, TypeError))
+    assert argument in str(our_error.value)
 
 
 @pytest.mark.parametrize("kind", ["input", "layer"])
