@@ -28,7 +28,7 @@ from captum_maskopt.hashing import uniform_hash
 from captum_maskopt.metrics import AOPC_FRACTIONS, rationale_size
 from captum_maskopt.objective import Objective, ObjectiveState, example_keys, group_shares, kept_fraction
 from captum_maskopt.parametrizations import MaskParametrization, Params, standardized_scores
-from captum_maskopt.settings import MaskOptimizationSettings
+from captum_maskopt.settings import BAND_READINGS, CUT_EXCHANGES, EXCHANGE_KEEP_WEIGHT, MaskOptimizationSettings
 
 __all__ = ["OptimizationRecord", "NonFiniteViewsError", "optimize_masks", "noise_block", "mask_noise"]
 
@@ -327,10 +327,6 @@ def _switch_effects(
 
 
 _RANK_RESOLUTION = 1e-4
-# How often the bands read every group. A group's first reading can move it across a
-# cut; the next reads it at the cuts of the ranking so far. On the text validation
-# split three readings at 50 steps beat one at 100 (see the settings page).
-_BAND_READINGS = 3
 
 
 class _RationaleReadings:
@@ -380,12 +376,12 @@ class _RationaleReadings:
             [self._known[row][key] for row, key in zip(examples, keys)], dtype=masks.dtype, device=masks.device
         ).reshape(-1, 3)
 
-    def read(self, context: Tensor, near: Tensor, dtype: torch.dtype) -> Tensor:
-        """The switch effects (of ``dtype``) of the ``near`` groups at the hard
-        rationales ``context`` (``(n, G)`` bools each)."""
-        hard = context.to(dtype)
+    def read(self, context: Tensor, near: Tensor) -> Tensor:
+        """The switch effects of the ``near`` groups at the hard rationales ``context``
+        (``(n, G)`` bools each)."""
+        hard = context.to(self.dtype)
         reading = near.any(dim=1).nonzero().squeeze(1)
-        at_mask = torch.zeros(context.shape[0], dtype=dtype, device=context.device)
+        at_mask = torch.zeros(context.shape[0], dtype=self.dtype, device=context.device)
         at_mask[reading] = self.values(hard[reading], reading)
         return _switch_effects(self.values, hard, at_mask, near)
 
@@ -432,7 +428,7 @@ def _banded_level_effects(
             # A level that repeats its neighbour's size (1 % and 5 % of a snippet are
             # both one word) reads no group.
             continue
-        total += readings.read(context, near, scores.dtype).masked_fill(~near, 0.0)
+        total += readings.read(context, near).masked_fill(~near, 0.0)
         times += near.to(scores.dtype)
     mean = total / times.clamp_min(1)
     # Changes of a probability below _EFFECT_RESOLUTION are float rounding (groups read
@@ -445,12 +441,12 @@ def _banded_level_effects(
 def _band_readings(
     readings: _RationaleReadings, mask: Tensor, pinned: Tensor, fractions: Tuple[float, ...], weight: float
 ) -> Tensor:
-    """The ``"bands"`` dependence: the mean of ``_BAND_READINGS`` readings of
+    """The ``"bands"`` dependence: the mean of ``BAND_READINGS`` readings of
     :func:`_banded_level_effects`, the first at the cuts of ``mask``, each further one
     at the cuts of ``mask`` times the rank of the readings so far to the ``weight``.
     A rationale is evaluated once however often the readings cut it."""
     dependence = _banded_level_effects(mask, pinned, fractions, readings)
-    for reading in range(1, _BAND_READINGS):
+    for reading in range(1, BAND_READINGS):
         # Averaged rather than replaced: a group the last reading moved is read where
         # the metrics now cut it, and its earlier readings keep it from swinging back
         # and forth (replacing the reading did worse on the text validation split).
@@ -460,25 +456,14 @@ def _band_readings(
     return dependence
 
 
-# The swaps _exchanged_at_cuts tries at each cut: (inside, outside) positions counted
-# from the cut, the last kept group against the first and the second removed one, and
-# the second last kept one against the first removed.
-_EXCHANGES: Tuple[Tuple[int, int], ...] = ((1, 0), (1, 1), (2, 0))
-# A swap is kept where it raises w * p_keep - p_remove of its rationale, at this w: on
-# the text validation splits 1.5 raised AOPC comprehensiveness and lowered
-# sufficiency and the deletion AUC (see the settings page); 1, the readings' own
-# weighing, gave comprehensiveness alone, 2 sufficiency at the cost of the others.
-_EXCHANGE_KEEP_WEIGHT = 1.5
-
-
 def _exchanged_at_cuts(
     scores: Tensor, pinned: Tensor, fractions: Tuple[float, ...], readings: _RationaleReadings
 ) -> Tensor:
     """``scores`` after one pass of swaps over the cuts of the hard rationales (as in
     :func:`_banded_level_effects`, each distinct cut once, smallest first): at a cut,
-    of the :data:`_EXCHANGES` of a kept group next to it with a removed one next to
-    it, the one that raises ``w * p_keep - p_remove`` of that rationale most (``w``
-    :data:`_EXCHANGE_KEEP_WEIGHT`, by more than ``_EFFECT_RESOLUTION``) is made: the
+    of the swaps ``CUT_EXCHANGES`` of a kept group next to it with a removed one next
+    to it, the one that raises ``w * p_keep - p_remove`` of that rationale most (``w``
+    ``EXCHANGE_KEEP_WEIGHT``, by more than ``_EFFECT_RESOLUTION``) is made: the
     two groups exchange their scores. Both lie between the cut's neighbouring cuts,
     so the swap changes that one rationale and no other. The readings measure each
     group switched alone; a swap reads the pair together, the set the metrics cut."""
@@ -498,7 +483,7 @@ def _exchanged_at_cuts(
         order = rank.argsort(dim=1)
         context = rank < cut.unsqueeze(1)
         candidates = []
-        for back, ahead in _EXCHANGES:
+        for back, ahead in CUT_EXCHANGES:
             inside, outside = cut - back, cut + ahead
             possible = first & (cut > 0) & (inside >= below) & (inside >= 0) & (outside < above)
             if bool(possible.any()):
@@ -531,7 +516,7 @@ def _exchanged_at_cuts(
 def _exchange_value(readings: _RationaleReadings, rationales: Tensor, example: Tensor) -> Tensor:
     """``w * p_keep - p_remove`` of the hard ``rationales`` (bools) of ``example``."""
     keep, remove = readings.views(rationales.to(readings.dtype), example)
-    return _EXCHANGE_KEEP_WEIGHT * keep - remove
+    return EXCHANGE_KEEP_WEIGHT * keep - remove
 
 
 def _path_dependence(final_gradient: Tensor, slope_sum: Tensor, steps: Tensor, pinned: Tensor) -> Tensor:

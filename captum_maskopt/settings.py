@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeAlia
 import torch
 
 from captum_maskopt.formatting import ArgumentTypeError, ArgumentValueError
+from captum_maskopt.metrics import AOPC_FRACTIONS
 from captum_maskopt.objective import COMPREHENSIVENESS_FORMS, PROBABILITY_FUNCTIONS
 from captum_maskopt.parametrizations import (
     AUTOMATIC_CHOICES, PARAMETRIZATIONS, MaskParametrization, ParametrizationChoice,
@@ -37,6 +38,12 @@ DEFAULT_CELL_SIZE = 8
 #: Smaller images (and layer outputs) get smaller cells, so that the coarse grid keeps
 #: at least this many cells per side and the mask can still tell regions apart.
 MIN_CELLS_PER_SIDE = 8
+
+
+def _percentages(fractions: Tuple[float, ...]) -> str:
+    """``"1, 5, 10, 20 and 50"`` for ``(0.01, 0.05, 0.1, 0.2, 0.5)``."""
+    numbers = [f"{100 * fraction:g}" for fraction in fractions]
+    return ", ".join(numbers[:-1]) + " and " + numbers[-1] if len(numbers) > 1 else "".join(numbers)
 
 
 class _Check:
@@ -122,10 +129,24 @@ def _parametrization_check() -> _Check:
 INITIAL_MASKS = ("uniform", "gradient")
 #: The ``tie_break`` choices.
 TIE_BREAKS = ("auto", "bands", "removal", "gradient", "path")
+#: How often the ``"bands"`` tie break reads every group. A group's first reading can
+#: move it across a cut; the next reads it at the cuts of the ranking so far. On the
+#: text validation split three readings at 50 steps beat one at 100, and two did worse
+#: than three (see the settings page).
+BAND_READINGS = 3
+#: The swaps that end the ``"bands"`` ranking tries at each cut: (inside, outside)
+#: positions counted from the cut, the last kept group against the first and the
+#: second removed one, and the second last kept one against the first removed.
+CUT_EXCHANGES: Tuple[Tuple[int, int], ...] = ((1, 0), (1, 1), (2, 0))
+#: A swap is kept where it raises ``w * p_keep - p_remove`` of its rationale, at this
+#: ``w``: on the text validation splits 1.5 raised AOPC comprehensiveness and lowered
+#: sufficiency and the deletion AUC (see the settings page); 1, the readings' own
+#: weighing, gave comprehensiveness alone, 2 sufficiency at the cost of the others.
+EXCHANGE_KEEP_WEIGHT = 1.5
 #: The most groups for which ``tie_break="auto"`` takes the banded removal effects
-#: (at most six forward passes per group, three readings of two; about four on text,
-#: where the readings reach the same rationales again; and up to three per cut for the
-#: swaps); beyond it, the gradient (one pass whatever the count).
+#: (at most two forward passes per group and reading, fewer on text, where the
+#: readings reach the same rationales again, and up to one per swap tried at a cut);
+#: beyond it, the gradient (one pass whatever the count).
 MAX_REMOVAL_GROUPS = 1024
 #: Raised whenever what the defaults compute changes while no default value does (an
 #: ``"auto"`` choice resolving to something new: 2 when ``tie_break="auto"`` went from
@@ -184,15 +205,18 @@ class MaskOptimizationSettings:
         "auto", "what the final ranking reads: ``\"bands\"``, the change of "
         "``p_y(x_keep) - p_y(x_rem)`` when a group alone is switched to the other side "
         "of a hard rationale that keeps the groups the mask ranks first, at each "
-        "``target_kept_fraction`` share (ERASER's 1, 5, 10, 20 and 50 % when it is "
+        "``target_kept_fraction`` share (ERASER's "
+        f"{_percentages(AOPC_FRACTIONS)} % when it is "
         "None), read at the two rationales whose cut lies next to the group's rank and "
-        "averaged: where the removal metrics decide its place; read three times, "
+        "averaged: where the removal metrics decide its place; read "
+        f"{BAND_READINGS} times, "
         "each reading after the first at the rationales cut from the ranking that the "
         "readings so far give, and a group's dependence is the mean of its readings "
         "(at most two forward passes per group and reading, each rationale evaluated "
         "once); then, at each cut, the last kept group and a removed one next to it "
-        "exchange their places where that raises ``1.5 * p_y(x_keep) - p_y(x_rem)`` "
-        "of the rationale (three swaps tried per cut), ``\"removal\"``, the same "
+        f"exchange their places where that raises ``{EXCHANGE_KEEP_WEIGHT:g} * p_y(x_keep) - "
+        "p_y(x_rem)`` "
+        f"of the rationale ({len(CUT_EXCHANGES)} swaps tried per cut), ``\"removal\"``, the same "
         "switch at the final soft mask (one pass per group), ``\"gradient\"``, its "
         "linear estimate, the gradient with respect to the group's mask value (one "
         "forward and backward pass whatever the number of groups), ``\"path\"``, "
@@ -223,7 +247,7 @@ class MaskOptimizationSettings:
         1.0, "weight of the compactness term (the paper: 1.0 for text, 0.6 ResNet, "
         "0.25 ViT)", _number(0.0))
     target_kept_fraction: KeptFraction = setting(
-        (0.01, 0.05, 0.1, 0.2, 0.5), "if given, compactness becomes ``relu(kept - target) ** 2 / target``: no "
+        AOPC_FRACTIONS, "if given, compactness becomes ``relu(kept - target) ** 2 / target``: no "
         "pressure once the mask keeps at most this share; a tuple of shares draws one "
         "of them at every step for each example (from the seed, the step and the "
         "example's groups, so the same in any batch), so that the mask is trained at "
@@ -348,8 +372,8 @@ SETTING_NAMES: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MaskOp
 #: comparison, at word and at token level: a kept share drawn at every step from the
 #: levels that removal metrics read, the path average, the hinge, 10 steps and a final
 #: ranking by each group's removal effect at the hard rationales next to its rank, read
-#: three times and followed by swaps of the groups next to each cut that raise the
-#: rationale's kept view at 1.5 times its removed one (on the validation splits the
+#: BAND_READINGS times and followed by swaps of the groups next to each cut that raise
+#: the rationale's kept view weighed EXCHANGE_KEEP_WEIGHT times its removed one (on the validation splits the
 #: swaps lowered AOPC sufficiency at word and token level and on a second corpus, the
 #: other figures level or better) (``tie_break_weight=1``, ``tie_break="auto"``: bands up to 1024 groups;
 #: on the validation split three readings at 50 steps ranked better than one at 100, in

@@ -3,9 +3,9 @@ swaps over the cuts of the hard rationales, a kept group next to a cut against a
 removed one next to it, kept where the swap raises ``w * p_keep - p_remove`` of that
 rationale (``optimization._exchanged_at_cuts``, the defaults' final step since
 2026-12-07). ``EXCHANGE=0`` turns the swaps off (the defaults before), ``EXCHANGE_KEEP_WEIGHT=w``
-sets ``w`` (``optimization._EXCHANGE_KEEP_WEIGHT``), ``EXCHANGES=1:0,1:1,2:0`` the
-(inside, outside) positions tried at each cut (``optimization._EXCHANGES``) and
-``READINGS=N`` the readings before them (``optimization._BAND_READINGS``). The other
+sets ``w`` (``optimization.EXCHANGE_KEEP_WEIGHT``), ``EXCHANGES=1:0,1:1,2:0`` the
+(inside, outside) positions tried at each cut (``optimization.CUT_EXCHANGES``) and
+``READINGS=N`` the readings before them (``optimization.BAND_READINGS``). The other
 arguments are those of ``captum-maskopt``::
 
     EXCHANGE=0 python scripts/experiments/band_exchange.py compare text \\
@@ -23,16 +23,16 @@ from captum_maskopt import optimization
 from captum_maskopt.cli import main
 
 if os.environ.get("EXCHANGE", "1") == "0":
-    optimization._EXCHANGES = ()
+    optimization.CUT_EXCHANGES = ()
 elif "EXCHANGES" in os.environ:
-    optimization._EXCHANGES = tuple(
+    optimization.CUT_EXCHANGES = tuple(
         (int(inside), int(outside))
         for inside, outside in (pair.split(":") for pair in os.environ["EXCHANGES"].split(","))
     )
 if "EXCHANGE_KEEP_WEIGHT" in os.environ:
-    optimization._EXCHANGE_KEEP_WEIGHT = float(os.environ["EXCHANGE_KEEP_WEIGHT"])
+    optimization.EXCHANGE_KEEP_WEIGHT = float(os.environ["EXCHANGE_KEEP_WEIGHT"])
 if "READINGS" in os.environ:
-    optimization._BAND_READINGS = int(os.environ["READINGS"])
+    optimization.BAND_READINGS = int(os.environ["READINGS"])
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

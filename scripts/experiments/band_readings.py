@@ -55,7 +55,7 @@ def _nearest_cut_level_effects(
         near = ((use_low & (below == level)) | (use_high & (below + 1 == level))) & valid
         if not bool(near.any()):
             continue
-        total += readings.read(context, near, scores.dtype).masked_fill(~near, 0.0)
+        total += readings.read(context, near).masked_fill(~near, 0.0)
         times += near.to(scores.dtype)
     mean = total / times.clamp_min(1)
     resolution = optimization._EFFECT_RESOLUTION
@@ -79,6 +79,6 @@ if "--readings" in arguments:
         sys.exit("--readings: expected a whole number of readings, at least 1")
     if readings < 1:
         sys.exit(f"--readings: expected at least 1, got {readings}")
-    optimization._BAND_READINGS = readings
+    optimization.BAND_READINGS = readings
     del arguments[at:at + 2]
 sys.exit(main(arguments))
