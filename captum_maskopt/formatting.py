@@ -7,6 +7,7 @@ them (RISE, MASE)."""
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, List, Optional, Sequence, Tuple, TypeAlias, Union
 
 import torch
@@ -228,14 +229,43 @@ def check_finite_output(output: Tensor, first_row: int = 0) -> None:
         )
 
 
+# How far from 1 the sum over a row of outputs may be for "auto" to read the row as the
+# model's own softmax (or four of the dtype's epsilons, if more: a bfloat16 softmax
+# rounds each value by up to 0.4 %): float32 rounding of a softmax over thousands of
+# classes stays far below it, and logits summing to 1 within it are not met in practice.
+_DISTRIBUTION_TOLERANCE = 1e-3
+
+
 def resolve_probability(probability: str, output: Tensor) -> str:
     """The ``probability`` setting in force: ``"auto"`` is ``"sigmoid"`` when the model
-    gives one value per example (``(N,)`` or ``(N, 1)``, a single-logit classifier)
-    and ``"softmax"`` over the last dimension otherwise."""
+    gives one value per example (``(N,)`` or ``(N, 1)``, a single-logit classifier),
+    ``"identity"`` when each row of the last dimension is already a distribution (no
+    value below 0, summing to 1: a model that ends in a softmax, whose outputs a second
+    softmax would squeeze towards uniform) and ``"softmax"`` over the last dimension
+    otherwise. One value per example that lies in [0, 1] for every example may be a
+    sigmoid's output, which a second sigmoid squeezes into [0.5, 0.73]: a warning says
+    so (a logit cannot be told from it)."""
     if probability != "auto":
         return probability
+    values = output.detach()
     one_value = output.dim() == 1 or math.prod(output.shape[1:]) == 1
-    return "sigmoid" if one_value else "softmax"
+    if one_value:
+        if values.is_floating_point() and bool(((values >= 0) & (values <= 1)).all()):
+            warnings.warn(
+                "forward_func returns one value per example, all of them in [0, 1]: "
+                "probability='auto' reads them as logits and takes their sigmoid; if "
+                "they are probabilities already (a model that ends in a sigmoid), pass "
+                "probability='identity'",
+                UserWarning,
+                stacklevel=4,
+            )
+        return "sigmoid"
+    if values.is_floating_point():
+        tolerance = max(_DISTRIBUTION_TOLERANCE, 4 * torch.finfo(values.dtype).eps)
+        sums = values.to(torch.float32).sum(dim=-1)
+        if bool((values >= 0).all() and ((sums - 1).abs() <= tolerance).all()):
+            return "identity"
+    return "softmax"
 
 
 def check_output(output: Any, n: int, target: Optional[Tensor], probability: str) -> None:

@@ -232,8 +232,10 @@ class MaskOptimizationSettings:
         "auto", "how outputs become probabilities: ``\"softmax\"`` over the last "
         "dimension (single-label classifiers), ``\"sigmoid\"`` (single-logit and "
         "multi-label classifiers), ``\"identity\"`` (the model returns probabilities), or "
-        "``\"auto\"``: sigmoid when the model gives one value per example, softmax "
-        "otherwise (the record says which)", _choice(("auto",) + PROBABILITY_FUNCTIONS))
+        "``\"auto\"``: sigmoid when the model gives one value per example (with a "
+        "warning where every value lies in [0, 1], as a sigmoid's would), identity "
+        "where every row of the last dimension already sums to 1 with no value below 0 "
+        "(a model that ends in a softmax), softmax otherwise (the record says which)", _choice(("auto",) + PROBABILITY_FUNCTIONS))
     sufficiency_weight: float = setting(
         1.0, "weight of ``-log p_y(x_keep)``", _number(0.0))
     comprehensiveness_weight: float = setting(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+import warnings
 from typing import Any, Callable, Iterable, List, Optional, Type
 
 import pytest
@@ -742,6 +743,43 @@ def test_a_single_output_model_needs_no_probability_argument(kind):
 def test_a_multi_class_model_gets_the_softmax(kind, mlp):
     _, record = _explainer(kind, mlp).attribute(_x(), target=0, n_steps=N_STEPS, return_record=True)
     assert record.probability == "softmax"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_model_that_ends_in_a_softmax_is_not_given_a_second_one(kind, mlp):
+    """Captum's tutorials end models in ``nn.Softmax``: ``"auto"`` reads such outputs
+    as they are, so the call explains the same probabilities as on the logits."""
+    ending_in_softmax = nn.Sequential(*mlp, nn.Softmax(dim=1)).eval()
+    x = _x()
+    on_logits = _explainer(kind, mlp).attribute(x, target=0, n_steps=N_STEPS)
+    on_probabilities, record = _explainer(kind, ending_in_softmax).attribute(
+        x, target=0, n_steps=N_STEPS, return_record=True
+    )
+    assert record.probability == "identity"
+    torch.testing.assert_close(on_probabilities, on_logits, atol=1e-4, rtol=0)
+    twice = _explainer(kind, ending_in_softmax).attribute(x, target=0, n_steps=N_STEPS, probability="softmax")
+    assert not torch.allclose(twice, on_logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_value_per_example_inside_0_1_is_warned_about(kind):
+    """A model that ends in a sigmoid cannot be told from a logit model whose logits
+    lie in [0, 1]: the sigmoid is taken, and a warning names ``probability='identity'``."""
+    torch.manual_seed(0)
+    logits = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1)).eval()
+    x = _x()
+    with pytest.warns(UserWarning, match=r"all of them in \[0, 1\].*probability='identity'"):
+        _, record = _explainer(kind, nn.Sequential(*logits, nn.Sigmoid()).eval()).attribute(
+            x, n_steps=N_STEPS, return_record=True
+        )
+    assert record.probability == "sigmoid"
+    assert bool((logits(x) < 0).any() | (logits(x) > 1).any())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _explainer(kind, logits).attribute(x, n_steps=N_STEPS)
+        _explainer(kind, nn.Sequential(*logits, nn.Sigmoid()).eval()).attribute(
+            x, n_steps=N_STEPS, probability="identity"
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -83,6 +83,22 @@ def test_probabilities():
         obj.class_probabilities(probs, "logsoftmax")
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_auto_reads_a_softmax_output_as_it_is_and_logits_through_a_softmax(dtype):
+    """A model that ends in a softmax over 1000 classes still sums to 1 within its
+    dtype's rounding; logits, their absolute values and a row summing to 0.9 do not."""
+    from captum_maskopt.formatting import resolve_probability
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 1000)
+    assert resolve_probability("auto", torch.softmax(logits, dim=1).to(dtype)) == "identity"
+    assert resolve_probability("auto", torch.softmax(logits, dim=1).reshape(2, 2, 1000).to(dtype)) == "identity"
+    assert resolve_probability("auto", logits.to(dtype)) == "softmax"
+    assert resolve_probability("auto", logits.abs().to(dtype)) == "softmax"
+    assert resolve_probability("auto", (0.9 * torch.softmax(logits[:, :3], dim=1)).to(dtype)) == "softmax"
+    assert resolve_probability("softmax", torch.softmax(logits, dim=1).to(dtype)) == "softmax"
+
+
 # ------------------------------------------------------------------ weighted terms
 
 
