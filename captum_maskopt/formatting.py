@@ -257,7 +257,9 @@ def resolve_probability(probability: str, output: Tensor) -> str:
                 "they are probabilities already (a model that ends in a sigmoid), pass "
                 "probability='identity'",
                 UserWarning,
-                stacklevel=4,
+                # resolve_probability, _attribute_problem, attribute, Captum's log
+                # wrapper: the caller's line is the fifth frame, as for guard's warning.
+                stacklevel=5,
             )
         return "sigmoid"
     if values.is_floating_point():

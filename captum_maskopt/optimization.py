@@ -485,7 +485,9 @@ def _exchanged_at_cuts(
         candidates = []
         for back, ahead in CUT_EXCHANGES:
             inside, outside = cut - back, cut + ahead
-            possible = first & (cut > 0) & (inside >= below) & (inside >= 0) & (outside < above)
+            # below >= 0 wherever cut > 0 (the cut at none is a distinct cut), so an inside at
+            # or past it is a group of the rationale.
+            possible = first & (cut > 0) & (inside >= below) & (outside < above)
             if bool(possible.any()):
                 kept = order[rows, inside.clamp(0, last)]
                 removed = order[rows, outside.clamp(0, last)]

@@ -214,9 +214,9 @@ class MaskOptimizationSettings:
         "readings so far give, and a group's dependence is the mean of its readings "
         "(at most two forward passes per group and reading, each rationale evaluated "
         "once); then, at each cut, the last kept group and a removed one next to it "
-        f"exchange their places where that raises ``{EXCHANGE_KEEP_WEIGHT:g} * p_y(x_keep) - "
-        "p_y(x_rem)`` "
-        f"of the rationale ({len(CUT_EXCHANGES)} swaps tried per cut), ``\"removal\"``, the same "
+        "exchange their places where that raises "
+        f"``{EXCHANGE_KEEP_WEIGHT:g} * p_y(x_keep) - p_y(x_rem)`` of the rationale "
+        f"({len(CUT_EXCHANGES)} swaps tried per cut), ``\"removal\"``, the same "
         "switch at the final soft mask (one pass per group), ``\"gradient\"``, its "
         "linear estimate, the gradient with respect to the group's mask value (one "
         "forward and backward pass whatever the number of groups), ``\"path\"``, "
@@ -235,7 +235,8 @@ class MaskOptimizationSettings:
         "``\"auto\"``: sigmoid when the model gives one value per example (with a "
         "warning where every value lies in [0, 1], as a sigmoid's would), identity "
         "where every row of the last dimension already sums to 1 with no value below 0 "
-        "(a model that ends in a softmax), softmax otherwise (the record says which)", _choice(("auto",) + PROBABILITY_FUNCTIONS))
+        "(a model that ends in a softmax), softmax otherwise (the record says which)",
+        _choice(("auto",) + PROBABILITY_FUNCTIONS))
     sufficiency_weight: float = setting(
         1.0, "weight of ``-log p_y(x_keep)``", _number(0.0))
     comprehensiveness_weight: float = setting(
@@ -375,9 +376,10 @@ SETTING_NAMES: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MaskOp
 #: levels that removal metrics read, the path average, the hinge, 10 steps and a final
 #: ranking by each group's removal effect at the hard rationales next to its rank, read
 #: BAND_READINGS times and followed by swaps of the groups next to each cut that raise
-#: the rationale's kept view weighed EXCHANGE_KEEP_WEIGHT times its removed one (on the validation splits the
-#: swaps lowered AOPC sufficiency at word and token level and on a second corpus, the
-#: other figures level or better) (``tie_break_weight=1``, ``tie_break="auto"``: bands up to 1024 groups;
+#: the rationale's kept view weighed EXCHANGE_KEEP_WEIGHT times against its removed one
+#: (on the validation splits the swaps lowered AOPC sufficiency at word and token level
+#: and on a second corpus, the other figures level or better) (``tie_break_weight=1``,
+#: ``tie_break="auto"``: bands up to MAX_REMOVAL_GROUPS groups;
 #: on the validation split three readings at 50 steps ranked better than one at 100, in
 #: fewer seconds on snippets and about 1.5 times as many on paragraphs; with the three
 #: readings 25 steps ranked as well as 50 there, in three quarters of the seconds on

@@ -768,11 +768,13 @@ def test_one_value_per_example_inside_0_1_is_warned_about(kind):
     torch.manual_seed(0)
     logits = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1)).eval()
     x = _x()
-    with pytest.warns(UserWarning, match=r"all of them in \[0, 1\].*probability='identity'"):
+    with pytest.warns(UserWarning, match=r"all of them in \[0, 1\].*probability='identity'") as caught:
         _, record = _explainer(kind, nn.Sequential(*logits, nn.Sigmoid()).eval()).attribute(
             x, n_steps=N_STEPS, return_record=True
         )
     assert record.probability == "sigmoid"
+    # The warning points at the caller's line, not into the package or Captum.
+    assert [w.filename for w in caught if "probability='identity'" in str(w.message)] == [__file__]
     assert bool((logits(x) < 0).any() | (logits(x) > 1).any())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
