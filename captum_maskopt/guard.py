@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 __all__ = ["preserved_caller_state", "progress_bar"]
 
@@ -24,24 +24,57 @@ def _modules_of(forward_func: Callable[..., Any]) -> List[nn.Module]:
 
 @contextlib.contextmanager
 def preserved_caller_state(forward_func: Callable[..., Any]) -> Iterator[None]:
-    """Turn gradients on for the optimization and give the caller back its grad mode.
+    """Turn gradients on for the optimization and give the caller back its grad mode
+    and the model's buffers.
 
     The loop differentiates with ``torch.autograd.grad`` with respect to the mask
     parameters only, so the model's parameters, their ``.grad`` and ``requires_grad``
-    and its train/eval mode are never touched; a model in training mode is warned
-    about, since dropout makes every step see a different model.
+    and its train/eval mode are never touched. A model in training mode is warned
+    about, since dropout makes every step see a different model; the buffers its
+    forward passes update (batch norm's running statistics and batch count) are put
+    back as they were when the call ends, also when it raises.
     """
-    for module in _modules_of(forward_func):
+    modules = _modules_of(forward_func)
+    for module in modules:
         if module.training:
             warnings.warn(
-                "forward_func is in training mode: dropout and batch-norm updates make the "
-                "optimized mask noisy and change the model's running statistics; call "
-                "model.eval() first",
+                "forward_func is in training mode: dropout and batch-norm statistics of "
+                "the views make the optimized mask noisy (the model's running statistics "
+                "are restored after the call); call model.eval() first",
                 UserWarning,
                 stacklevel=5,
             )
-    with torch.enable_grad():
-        yield
+    saved = _saved_buffers(modules)
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        _restore_buffers(saved)
+
+
+def _saved_buffers(modules: List[nn.Module]) -> List[Tuple[nn.Module, str, Optional[Tensor]]]:
+    # Only a module in training mode updates its buffers in forward (batch norm's
+    # running statistics): an eval-mode model's are not copied, which spares the
+    # copies on every call of the usual case.
+    saved: List[Tuple[nn.Module, str, Optional[Tensor]]] = []
+    for module in modules:
+        for owner in module.modules():
+            if not owner.training:
+                continue
+            for name, buffer in owner.named_buffers(recurse=False):
+                saved.append((owner, name, None if buffer is None else buffer.detach().clone()))
+    return saved
+
+
+def _restore_buffers(saved: List[Tuple[nn.Module, str, Optional[Tensor]]]) -> None:
+    with torch.no_grad():
+        for owner, name, value in saved:
+            current = getattr(owner, name)
+            if value is None or current is None or current.shape != value.shape:
+                # A forward that replaced the buffer rather than updating it in place.
+                setattr(owner, name, value)
+            else:
+                current.copy_(value)
 
 
 @contextlib.contextmanager

@@ -586,6 +586,52 @@ def test_training_mode_is_warned_about_and_kept(mlp):
         MaskOptimization(mlp).attribute(torch.rand(2, 8), target=0, n_steps=3)
 
 
+class _FailsOnCall(nn.Module):
+    """``net`` that raises on its ``fail_on``-th call (never if 0)."""
+
+    def __init__(self, net: nn.Module, fail_on: int) -> None:
+        super().__init__()
+        self.net, self.fail_on, self.calls = net, fail_on, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise KeyError("model failure")
+        return self.net(x)
+
+
+@pytest.mark.parametrize("fail_on", [0, 4])
+def test_a_model_in_training_mode_gets_its_running_statistics_back(fail_on):
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
+    )
+    model = _FailsOnCall(net, fail_on).train()
+    net(torch.rand(4, 3, 8, 8) * 3)  # running statistics away from their initial values
+    before = _state(model)
+    with pytest.warns(UserWarning, match="training mode"):
+        if fail_on:
+            with pytest.raises(KeyError, match="model failure"):
+                MaskOptimization(model).attribute(torch.rand(2, 3, 8, 8), target=0, n_steps=5)
+        else:
+            MaskOptimization(model).attribute(torch.rand(2, 3, 8, 8), target=0, n_steps=5)
+    assert model.calls >= (fail_on or 5)
+    # The views' forward passes moved the statistics; the call put them back.
+    _assert_same_state(model, before)
+    assert net[1].num_batches_tracked.item() == 1
+
+
+def test_a_layer_call_on_a_model_in_training_mode_gets_its_running_statistics_back():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3)).train()
+    model(torch.rand(8, 6))
+    before = _state(model)
+    with pytest.warns(UserWarning, match="training mode"):
+        LayerMaskOptimization(model, model[1]).attribute(torch.rand(4, 6), target=1, n_steps=5)
+    _assert_same_state(model, before)
+
+
 def test_tuple_inputs_and_additional_forward_args(mlp):
     def forward(a, b, scale, flag):
         assert flag == "ok"
