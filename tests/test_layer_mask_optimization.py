@@ -143,6 +143,35 @@ def test_layer_with_tuple_output():
     assert isinstance(out, tuple) and [o.shape for o in out] == [(1, 3, 3), (1, 3, 3)]
 
 
+class _LstmClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embedding = nn.Embedding(10, 4)
+        self.lstm = nn.LSTM(4, 5, batch_first=True)
+        self.head = nn.Linear(5, 2)
+
+    def forward(self, ids):
+        _, (h, _) = self.lstm(self.embedding(ids))
+        return self.head(h[-1])
+
+
+def test_a_layer_whose_output_nests_tensors_is_refused_clearly():
+    # The classifier reads the LSTM's (h, c), not its outputs: masking only the plain
+    # tensor of (output, (h, c)) would explain nothing the prediction uses.
+    model = _LstmClassifier().eval()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with pytest.raises(TypeError, match=r"layer's output holds tensors inside a tuple.*\[1\]"):
+        LayerMaskOptimization(model, model.lstm).attribute(ids, target=0, n_steps=3)
+    assert _no_hooks(model)
+    # Its input is one plain tensor, and the embedding layer's output too.
+    to_input = LayerMaskOptimization(model, model.lstm).attribute(
+        ids, target=0, n_steps=3, attribute_to_layer_input=True
+    )
+    embedding = LayerMaskOptimization(model, model.embedding).attribute(ids, target=0, n_steps=3)
+    assert to_input.shape == embedding.shape == (1, 4, 4)
+
+
 @pytest.mark.parametrize("compile_with", ["script", "trace"])
 def test_torchscript_model_after_an_eager_layer(compile_with):
     model = TokenModel().eval()

@@ -68,7 +68,10 @@ class LayerMaskOptimization(LayerAttribution):
                         maps the inputs (and ``additional_forward_args``) to class
                         scores, batch in dimension 0.
             layer (torch.nn.Module): the layer whose output (or input) is masked, e.g.
-                        the embedding module of a transformer.
+                        the embedding module of a transformer: a tensor or a tuple of
+                        tensors (``None`` entries are left alone; tensors nested
+                        deeper, as in an LSTM's ``(output, (h, c))``, raise a
+                        ``TypeError``), from one call of the layer per forward pass.
             device_ids (list[int], optional): the devices of a ``DataParallel``
                         ``forward_func``, so that each replica receives its chunk of
                         the masked views; taken from ``forward_func`` when it is a

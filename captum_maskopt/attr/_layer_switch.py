@@ -28,6 +28,9 @@ class LayerSwitch:
         self.recorded: Optional[Tuple[Tensor, ...]] = None
         self.replacement: Optional[Tuple[Tensor, ...]] = None
         self.was_tuple = False
+        # Positions of the recorded values that hold tensors inside a tuple, list or
+        # dict, which the switch cannot replace (an LSTM's ``(h, c)``).
+        self.nested: List[int] = []
         # Calls of the layer in the current recording; a layer used twice in one
         # forward pass would get the same replacement twice.
         self.calls = 0
@@ -71,6 +74,7 @@ class LayerSwitch:
         self.calls += 1
         if self.replacement is None:
             self.recorded = tuple(values[i].detach() for i in positions)
+            self.nested = [i for i, v in enumerate(values) if _holds_tensors(v)]
             return values
         swapped = list(values)
         for position, new in zip(positions, self.replacement):
@@ -107,7 +111,7 @@ class LayerSwitch:
 
     def record(self, run: Callable[[], Any]) -> Tuple[Any, Tuple[Tensor, ...]]:
         """Run the model once, returning its output and the layer's tensors."""
-        self.replacement, self.recorded, self.calls = None, None, 0
+        self.replacement, self.recorded, self.calls, self.nested = None, None, 0, []
         with torch.no_grad():
             output = run()
         if self.calls > 1:
@@ -123,4 +127,22 @@ class LayerSwitch:
                 "layer was not called during forward_func's forward pass; pass a module "
                 "that forward_func uses"
             )
+        if self.nested:
+            # Masking only the layer's plain tensors would explain the prediction by
+            # tensors it may not even use (an LSTM classifier reads h, not the outputs).
+            where = "input" if self.to_input else "output"
+            raise TypeError(
+                f"layer's {where} holds tensors inside a tuple, list or dict at position(s) "
+                f"{self.nested} (e.g. an LSTM's (output, (h, c))), which cannot be masked: "
+                f"pass a layer whose {where} is a tensor or a tuple of tensors, e.g. the "
+                "embedding layer before it"
+            )
         return output, recorded
+
+
+def _holds_tensors(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return any(isinstance(v, Tensor) or _holds_tensors(v) for v in value)
+    if isinstance(value, dict):
+        return any(isinstance(v, Tensor) or _holds_tensors(v) for v in value.values())
+    return False
