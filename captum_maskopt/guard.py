@@ -22,6 +22,35 @@ def _modules_of(forward_func: Callable[..., Any]) -> List[nn.Module]:
     return [owner] if isinstance(owner, nn.Module) else []
 
 
+# torch.nn's modules whose forward depends on the training mode; the rest of torch.nn
+# (containers, layers, activations) computes the same in both modes.
+_TRAINING_DEPENDENT = (
+    nn.modules.dropout._DropoutNd,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.RReLU,
+)
+
+
+def _acts_on_training_mode(module: nn.Module) -> bool:
+    """Whether ``module`` is in training mode and may compute otherwise because of it:
+    one of torch.nn's modules that do, or any module defined outside torch.nn (which may
+    read ``self.training``). A fresh ``nn.Sequential(model.eval(), nn.Softmax(dim=1))``
+    is in training mode too, and computes what the model does in eval mode."""
+    if not module.training:
+        return False
+    if isinstance(module, _TRAINING_DEPENDENT):
+        return True
+    if isinstance(module, (nn.RNNBase, nn.MultiheadAttention)):
+        return module.dropout > 0
+    return not type(module).__module__.startswith("torch.nn.")
+
+
+def _named(modules: List[nn.Module]) -> str:
+    first = type(modules[0]).__name__
+    return first if len(modules) == 1 else f"{first} and {len(modules) - 1} more modules"
+
+
 @contextlib.contextmanager
 def preserved_caller_state(forward_func: Callable[..., Any]) -> Iterator[None]:
     """Turn gradients on for the optimization and give the caller back its grad mode
@@ -35,15 +64,16 @@ def preserved_caller_state(forward_func: Callable[..., Any]) -> Iterator[None]:
     back as they were when the call ends, also when it raises.
     """
     modules = _modules_of(forward_func)
-    for module in modules:
-        if module.training:
-            warnings.warn(
-                "forward_func is in training mode: dropout and batch-norm statistics of "
-                "the views make the optimized mask noisy (the model's running statistics "
-                "are restored after the call); call model.eval() first",
-                UserWarning,
-                stacklevel=5,
-            )
+    in_training = [m for module in modules for m in module.modules() if _acts_on_training_mode(m)]
+    if in_training:
+        warnings.warn(
+            f"forward_func is in training mode ({_named(in_training)}): "
+            "dropout and batch-norm statistics of the views make the optimized mask noisy "
+            "(the model's running statistics are restored after the call); call "
+            "model.eval() first",
+            UserWarning,
+            stacklevel=5,
+        )
     saved = _saved_buffers(modules)
     try:
         with torch.enable_grad():

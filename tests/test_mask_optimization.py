@@ -577,13 +577,21 @@ def test_state_is_restored_when_the_model_raises(cnn):
 
 def test_training_mode_is_warned_about_and_kept(mlp):
     mlp.train()
-    with pytest.warns(UserWarning, match="training mode"):
+    with pytest.warns(UserWarning, match=r"training mode \(SmallMLP\)"):
         MaskOptimization(mlp).attribute(torch.rand(2, 8), target=0, n_steps=3)
     assert mlp.training
     mlp.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MaskOptimization(mlp).attribute(torch.rand(2, 8), target=0, n_steps=3)
+        # A fresh wrapper is in training mode, and computes what the model in eval mode
+        # does: Captum's tutorials end their models so.
+        MaskOptimization(nn.Sequential(mlp, nn.Softmax(dim=1))).attribute(torch.rand(2, 8), target=0, n_steps=3)
+        # Nothing in it computes otherwise in training mode.
+        mode_free = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 3)).train()
+        MaskOptimization(mode_free).attribute(torch.rand(2, 8), target=0, n_steps=3)
+    with pytest.warns(UserWarning, match=r"training mode \(Dropout\)"):
+        MaskOptimization(nn.Sequential(mlp, nn.Dropout(0.5))).attribute(torch.rand(2, 8), target=0, n_steps=3)
 
 
 class _FailsOnCall(nn.Module):
