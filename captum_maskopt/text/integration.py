@@ -37,15 +37,13 @@ __all__ = [
     "TextExplainer",
 ]
 
-#: Settings of :meth:`TextExplainer.explain` beyond the method's own defaults: none
+#: Settings of :meth:`TextExplainer.explain` beyond the method's own defaults: none,
 #: since the defaults were chosen on text (the validation split of the packaged
-#: sentiment classifier, ``docs/settings.md``): a kept-word budget drawn at every step
-#: and for each example from the shares of words that removal metrics read (1 %, 5 %,
-#: 10 %, 20 %, 50 %), the mask averaged over the optimization path, which turns those
-#: budgets into one ranking of the words, the hinge form of comprehensiveness, and 100
-#: steps. Kept as the place for text-only settings, should one be needed. Word groups
-#: use free logits (``parametrization="auto"``); ``parametrization="gaussian1d"``
-#: gives the paper's contiguous spans instead.
+#: sentiment classifier; :class:`~captum_maskopt.settings.MaskOptimizationSettings`
+#: and ``docs/settings.md`` say what they are and why). Kept as the place for
+#: text-only settings, should one be needed. Word groups use free logits
+#: (``parametrization="auto"``); ``parametrization="gaussian1d"`` gives the paper's
+#: contiguous spans instead.
 TEXT_SETTINGS: Dict[str, Any] = {}
 
 
