@@ -62,16 +62,21 @@ def default_group_index(shape: Sequence[int]) -> Tuple[Tensor, Optional[Tuple[in
 
     ``(N, F)``: one group per feature; ``(N, T, D)``: one per position, shared over D
     (tokens); ``(N, C, H, W)``: one per pixel location, shared over channels; other
-    ranks: one per element. Returns the index, the pixel grid if any, and whether the
-    groups follow a sequence.
+    ranks, and a sequence of one position or an image of one pixel: one per element.
+    Returns the index, the pixel grid if any, and whether the groups follow a
+    sequence.
     """
     rest = list(shape[1:])
     if math.prod(rest) == 0:
         # A tensor without elements has no groups (and gets an empty attribution).
         return torch.zeros([1] + rest, dtype=torch.long), None, False
-    if len(rest) == 2:
+    # Sharing over the last dimensions would make one group of the whole tensor, whose
+    # attribution is the same number everywhere: a single-channel signal (N, 1, L), a
+    # pooled feature map (N, C, 1, 1) at a layer. Its elements are its features.
+    single_location = math.prod(rest[:-1] if len(rest) == 2 else rest[1:]) == 1
+    if len(rest) == 2 and not single_location:
         return torch.arange(rest[0]).view(1, rest[0], 1), None, True
-    if len(rest) == 3:
+    if len(rest) == 3 and not single_location:
         height, width = rest[1], rest[2]
         return torch.arange(height * width).view(1, 1, height, width), (height, width), False
     return torch.arange(max(math.prod(rest), 1)).view([1] + rest), None, False

@@ -50,6 +50,25 @@ def test_planted_image_region_is_found():
     assert torch.equal(attributions[:, 0], attributions[:, 2])
 
 
+def test_a_single_channel_signal_and_a_pooled_map_are_ranked_per_element():
+    # Shared over the last dimension, the default groups of (N, 1, L) and (N, C, 1, 1)
+    # would be one group, the same value everywhere: their elements are the features.
+    torch.manual_seed(0)
+    signal_model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2)).eval()
+    with torch.no_grad():
+        signal_model[1].weight.zero_()
+        signal_model[1].weight[1, 7] = 4.0
+    signals = torch.rand(3, 1, 12) + 0.5
+    attributions = MaskOptimization(signal_model).attribute(signals, target=1)
+    assert (attributions.argmax(dim=2).squeeze(1) == 7).all()
+
+    head = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2))
+    model = head.eval()
+    pooled = LayerMaskOptimization(model, model[1]).attribute(torch.rand(2, 3, 8, 8), target=0, n_steps=5)
+    assert pooled.shape == (2, 6, 1, 1)
+    assert (pooled.flatten(1).std(dim=1) > 0).all()
+
+
 def _one_at_a_time(explainer, x, **kwargs):
     return torch.cat([explainer.attribute(x[i : i + 1], **kwargs) for i in range(len(x))])
 

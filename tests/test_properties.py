@@ -4,6 +4,7 @@ the attributions have the inputs' structure, shapes and dtype, are finite values
 
 from __future__ import annotations
 
+import math
 from typing import Any, List, Optional, Tuple
 
 import torch
@@ -188,15 +189,16 @@ def _as_tuple(value: Any) -> Tuple[Any, ...]:
 
 def _default_groups(shapes: List[Tuple[int, ...]]) -> Tuple[torch.Tensor, ...]:
     """The documented default groups: per element of (N, F), per position of (N, T, D),
-    per pixel location of (N, C, H, W); numbered across the inputs."""
+    per pixel location of (N, C, H, W), per element of a one-position sequence or a
+    one-pixel image; numbered across the inputs."""
     masks, offset = [], 0
     for shape in shapes:
-        if len(shape) == 3:
+        if len(shape) == 3 and shape[1] > 1:
             ids = torch.arange(shape[1]).view(1, shape[1], 1)
-        elif len(shape) == 4:
+        elif len(shape) == 4 and shape[2] * shape[3] > 1:
             ids = torch.arange(shape[2] * shape[3]).view(1, 1, shape[2], shape[3])
         else:
-            ids = torch.arange(shape[1]).view(1, shape[1])
+            ids = torch.arange(math.prod(shape[1:])).view((1,) + shape[1:])
         masks.append(ids + offset)
         offset += int(ids.max()) + 1
     return tuple(masks)

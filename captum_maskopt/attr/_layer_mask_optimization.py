@@ -125,7 +125,9 @@ class LayerMaskOptimization(LayerAttribution):
                         their number of dimensions, each dimension 1 or the tensor's
                         size, e.g. ``(N, T, 1)`` word ids to group word pieces.
                         Default: one group per position of an ``(N, T, D)`` tensor, per
-                        location of an ``(N, C, H, W)`` one.
+                        location of an ``(N, C, H, W)`` one, per element otherwise
+                        (also for ``(N, 1, D)`` and ``(N, C, 1, 1)``, e.g. a pooled
+                        feature map, which would otherwise be one group).
             settings (str or MaskOptimizationSettings, optional): the settings as one
                         object or a preset name, as in
                         :meth:`MaskOptimization.attribute`. Default: None

@@ -170,7 +170,9 @@ class MaskOptimization(PerturbationAttribution):
                         As in Captum's ``FeatureAblation``, the ids need not be
                         consecutive (superpixel labels from 1, say).
                         Default: one group per pixel location for ``(N, C, H, W)``
-                        inputs, per position for ``(N, T, D)``, per element otherwise.
+                        inputs, per position for ``(N, T, D)``, per element otherwise
+                        (also for ``(N, 1, L)`` and ``(N, C, 1, 1)``, which would
+                        otherwise be one group).
             settings (str or MaskOptimizationSettings, optional): the method's
                         settings as one object, or the name of a preset of
                         :data:`~captum_maskopt.settings.PRESETS` (``"default"``,
