@@ -70,7 +70,9 @@ def _format_one(
     for i, (baseline, x) in enumerate(zip(baselines, inputs)):
         name = argument if len(inputs) == 1 else f"{argument}[{i}]"
         if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
-            baseline = torch.tensor(baseline, dtype=x.dtype, device=x.device)
+            # A number for integer inputs keeps its own dtype until it is checked below.
+            dtype = x.dtype if x.is_floating_point() else None
+            baseline = torch.tensor(baseline, dtype=dtype, device=x.device)
         if not isinstance(baseline, Tensor):
             raise ArgumentTypeError(
                 f"{name} must be None, a number or a tensor, got {type(baseline).__name__}"
@@ -91,6 +93,14 @@ def _format_one(
                 f"input's shape {tuple(x.shape)} (the batch dimension must be 1 or "
                 f"{x.shape[0]})"
             )
+        if not x.is_floating_point() and baseline.is_floating_point():
+            # The cast to the ids' dtype would truncate it into another token.
+            whole = torch.isfinite(baseline) & (baseline == baseline.round())
+            if not bool(whole.all()):
+                raise ArgumentValueError(
+                    f"{name} must hold whole numbers for the integer input ({x.dtype}, e.g. "
+                    f"token ids), got {baseline[~whole][0].item():g}"
+                )
         # Checked after the cast: a float64 value can overflow the input's float32.
         baseline = baseline.to(dtype=x.dtype)
         if baseline.is_floating_point() and not bool(torch.isfinite(baseline).all()):

@@ -693,6 +693,27 @@ def test_layer_input_of_an_embedding_is_rejected():
     assert re.search(r"attribute_to_layer_input", str(info.value)), str(info.value)
 
 
+@pytest.mark.parametrize("baselines", [0.5, torch.full((1, 5), 2.5), [0.0, float("inf")]], ids=["number", "tensor", "list"])
+def test_a_fractional_baseline_for_token_ids_is_rejected(baselines):
+    # Cast to the ids' dtype it would silently become another token (0.5 -> 0).
+    torch.manual_seed(0)
+    model = EmbeddingBag().eval()
+    ids = torch.randint(1, 10, (2, 5))
+    assert_rejected(
+        lambda: LayerMaskOptimization(model, model.embedding).attribute(
+            ids, baselines=baselines, target=0, n_steps=N_STEPS
+        ),
+        ValueError, r"baselines(\[1\])? must hold whole numbers for the integer input \(torch\.int64",
+        model, ids, layer=model.embedding,
+    )
+    # Whole numbers of any dtype are token ids.
+    as_float = LayerMaskOptimization(model, model.embedding).attribute(
+        ids, baselines=torch.full((1, 5), 2.0), target=0, n_steps=N_STEPS
+    )
+    as_int = LayerMaskOptimization(model, model.embedding).attribute(ids, baselines=2, target=0, n_steps=N_STEPS)
+    assert torch.equal(as_float, as_int)
+
+
 def test_layer_not_used_by_the_model():
     torch.manual_seed(0)
     model = nn.Linear(4, 3).eval()

@@ -112,7 +112,9 @@ class LayerMaskOptimization(LayerAttribution):
             baselines (scalar, Tensor, tuple or list, optional): baselines *in input
                         space* (e.g. the pad token id, or ids with [CLS]/[SEP] kept),
                         in any form Captum accepts; they are run through the model to
-                        get the layer's baseline tensors. A list uses several at once.
+                        get the layer's baseline tensors (whole numbers for integer
+                        inputs: a fraction raises a ``ValueError`` rather than being
+                        truncated into another token). A list uses several at once.
                         Default: None (zeros)
             target (int, tuple, Tensor or list, optional): the output index to explain
                         per example, in any form Captum accepts. Default: None
