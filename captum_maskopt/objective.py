@@ -9,8 +9,9 @@ optimization loop sums these values (never averages them) before differentiating
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -32,6 +33,8 @@ __all__ = [
     "WeightedTerm",
     "Objective",
     "class_probabilities",
+    "saturated",
+    "warn_of_saturation",
     "sufficiency_loss",
     "comprehensiveness_loss",
     "compactness_loss",
@@ -47,6 +50,33 @@ COMPREHENSIVENESS_FORMS = ("log", "hinge")
 # Probabilities are clamped away from 0 and 1 before taking logs so that a saturated
 # model gives a large but finite loss instead of inf/nan gradients.
 _EPS = 1e-6
+
+
+def saturated(probability: Tensor) -> Tensor:
+    """Where a target probability lies within ``_EPS`` of 0 or 1 (bools of its shape).
+    There the logs are clamped, and the masked views' probabilities hardly move from
+    the input's: the objective has next to no slope, and a feature whose removal moves
+    the prediction less than the model's margin changes no probability the final
+    ranking can read. Values outside [0, 1] (scores read with ``"identity"``) are no
+    probabilities, and not marked."""
+    return ((probability >= 0.0) & (probability < _EPS)) | ((probability > 1.0 - _EPS) & (probability <= 1.0))
+
+
+def warn_of_saturation(examples: Sequence[int], stacklevel: int) -> None:
+    """Warn that the target's probability is :func:`saturated` for ``examples`` (batch
+    indices); ``stacklevel`` as in ``warnings.warn``, counted from the caller."""
+    shown = ", ".join(map(str, examples[:8])) + (", ..." if len(examples) > 8 else "")
+    warnings.warn(
+        f"the target's probability on the input is within {_EPS:g} of 0 or 1 for "
+        f"example(s) {shown}: the masked views' probabilities hardly move there, so the "
+        "mask's objective has next to no slope and the features that move the prediction "
+        "less than the model's margin tie, ordered by noise; explain the scores divided "
+        "by a temperature that brings the probability away from 0 and 1 "
+        "(forward_func=lambda *args: model(*args) / T) or, for a model that returns "
+        "probabilities, its logits",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def class_probabilities(output: Tensor, probability: str) -> Tensor:

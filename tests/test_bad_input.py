@@ -805,6 +805,40 @@ def test_one_value_per_example_inside_0_1_is_warned_about(kind):
         )
 
 
+def _confident_linear(scale: float) -> nn.Module:
+    """Two classes; class 1's score is ``scale`` times features 0..4 weighted 5..1, so
+    its probability on all-ones inputs saturates for large ``scale``."""
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 2, bias=False)).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(8))
+        model[0].bias.zero_()
+        model[1].weight.zero_()
+        model[1].weight[1, :5] = scale * torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0])
+    return model
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_saturated_target_probability_is_warned_about(kind):
+    """At probability 1 (or 0) to within 1e-6 the views' probabilities hardly move: the
+    attributions tie, which the warning says, naming the examples and the temperature."""
+    x = torch.ones(3, 8)
+    x[1] = 0.0  # no evidence: probability 1/2
+    model = _confident_linear(10.0)
+    with pytest.warns(UserWarning, match=r"within 1e-06 of 0 or 1 for example\(s\) 0, 2:.*/ T\)") as caught:
+        _explainer(kind, model).attribute(x, target=1, n_steps=N_STEPS, internal_batch_size=2)
+    assert [w.filename for w in caught if "within 1e-06" in str(w.message)] == [__file__]
+    # The unlikely class saturates at 0.
+    with pytest.warns(UserWarning, match=r"for example\(s\) 0, 2:"):
+        _explainer(kind, model).attribute(x, target=0, n_steps=N_STEPS)
+    # Tempered (the scores divided by 20), no warning, and the default call orders the
+    # evidence as the weights do.
+    tempered = _confident_linear(10.0 / 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ranked = _explainer(kind, tempered).attribute(x, target=1)
+    assert ranked[0].argsort(descending=True)[:5].tolist() == [0, 1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_integrated_gradients_keywords_say_why_they_mean_nothing(kind, mlp):
     x = _x()

@@ -215,3 +215,12 @@ def test_drawn_budgets_keep_the_attribution_batch_invariant():
     alone = torch.cat([method.attribute(x[i:i + 1], **options) for i in range(4)])
     assert torch.allclose(together, alone, atol=1e-5)
     assert not torch.allclose(together, method.attribute(x, **{**options, "target_kept_fraction": 0.1}))
+
+
+def test_saturated_marks_probabilities_within_the_clamp_of_0_or_1():
+    probability = torch.tensor([0.0, 5e-7, 2e-6, 0.5, 1 - 2e-6, 1 - 5e-7, 1.0])
+    assert obj.saturated(probability).tolist() == [True, True, False, False, False, True, True]
+    # Scores read as they are ("identity") outside [0, 1] are no probabilities.
+    assert not obj.saturated(torch.tensor([-0.5, 1.5])).any()
+    # float64 probabilities are read at the same 1e-6.
+    assert obj.saturated(probability.double()).tolist() == obj.saturated(probability).tolist()

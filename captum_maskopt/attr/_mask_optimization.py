@@ -29,10 +29,11 @@ from captum_maskopt.formatting import (
     format_target,
     format_tensor_tuple,
     resolve_probability,
+    select_target,
     slice_batch,
 )
 from captum_maskopt.guard import preserved_caller_state, progress_bar
-from captum_maskopt.objective import Objective
+from captum_maskopt.objective import Objective, class_probabilities, saturated, warn_of_saturation
 from captum_maskopt.optimization import NonFiniteViewsError, OptimizationRecord, optimize_masks
 from captum_maskopt.parametrizations import SmoothMask2D, resolve_parametrization
 from captum_maskopt.settings import (
@@ -275,6 +276,7 @@ class MaskOptimization(PerturbationAttribution):
         records: List[OptimizationRecord] = []
         target_index: Optional[Tensor] = None
         probability = settings.probability
+        saturated_examples: List[int] = []
         with progress_bar(show_progress, settings.n_steps * len(chunks), description) as progress:
             for number, chunk in enumerate(chunks):
                 masked = slice_batch(problem.masked, n, chunk)
@@ -287,6 +289,11 @@ class MaskOptimization(PerturbationAttribution):
                 rows_target = chunk_target(target_index, chunk, original)
                 check_output(original, masked[0].shape[0], rows_target, probability)
                 check_finite_output(original, chunk.start)
+                on_input = select_target(
+                    class_probabilities(original.to(torch.promote_types(original.dtype, torch.float32)), probability),
+                    rows_target,
+                )
+                saturated_examples += (saturated(on_input).nonzero().squeeze(1) + chunk.start).tolist()
                 baselines = [slice_batch(b, n, chunk) for b in problem.baselines]
                 groups = build_feature_groups(
                     masked,
@@ -317,4 +324,7 @@ class MaskOptimization(PerturbationAttribution):
                 record.probability = probability
                 results.append((mask, groups))
                 records.append(record)
+        if saturated_examples:
+            # Counted from here: attribute, its log_usage wrapper, the caller.
+            warn_of_saturation(saturated_examples, stacklevel=4)
         return masks_to_attributions(results, problem.masked), OptimizationRecord.concatenate(records)
