@@ -73,10 +73,9 @@ def default_group_index(shape: Sequence[int]) -> Tuple[Tensor, Optional[Tuple[in
     # Sharing over the last dimensions would make one group of the whole tensor, whose
     # attribution is the same number everywhere: a single-channel signal (N, 1, L), a
     # pooled feature map (N, C, 1, 1) at a layer. Its elements are its features.
-    single_location = math.prod(rest[:-1] if len(rest) == 2 else rest[1:]) == 1
-    if len(rest) == 2 and not single_location:
+    if len(rest) == 2 and rest[0] > 1:
         return torch.arange(rest[0]).view(1, rest[0], 1), None, True
-    if len(rest) == 3 and not single_location:
+    if len(rest) == 3 and rest[1] * rest[2] > 1:
         height, width = rest[1], rest[2]
         return torch.arange(height * width).view(1, 1, height, width), (height, width), False
     return torch.arange(max(math.prod(rest), 1)).view([1] + rest), None, False

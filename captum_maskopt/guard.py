@@ -82,29 +82,28 @@ def preserved_caller_state(forward_func: Callable[..., Any]) -> Iterator[None]:
         _restore_buffers(saved)
 
 
-def _saved_buffers(modules: List[nn.Module]) -> List[Tuple[nn.Module, str, Optional[Tensor]]]:
+def _saved_buffers(modules: List[nn.Module]) -> List[Tuple[nn.Module, str, Tensor]]:
     # Only a module in training mode updates its buffers in forward (batch norm's
     # running statistics): an eval-mode model's are not copied, which spares the
     # copies on every call of the usual case.
-    saved: List[Tuple[nn.Module, str, Optional[Tensor]]] = []
-    for module in modules:
-        for owner in module.modules():
-            if not owner.training:
-                continue
-            for name, buffer in owner.named_buffers(recurse=False):
-                saved.append((owner, name, None if buffer is None else buffer.detach().clone()))
-    return saved
+    return [
+        (owner, name, buffer.detach().clone())
+        for module in modules
+        for owner in module.modules()
+        if owner.training
+        for name, buffer in owner.named_buffers(recurse=False)
+    ]
 
 
-def _restore_buffers(saved: List[Tuple[nn.Module, str, Optional[Tensor]]]) -> None:
+def _restore_buffers(saved: List[Tuple[nn.Module, str, Tensor]]) -> None:
     with torch.no_grad():
         for owner, name, value in saved:
             current = getattr(owner, name)
-            if value is None or current is None or current.shape != value.shape:
+            if isinstance(current, Tensor) and current.shape == value.shape:
+                current.copy_(value)
+            else:
                 # A forward that replaced the buffer rather than updating it in place.
                 setattr(owner, name, value)
-            else:
-                current.copy_(value)
 
 
 @contextlib.contextmanager
