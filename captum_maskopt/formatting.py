@@ -346,6 +346,19 @@ def format_optional_like(
     return values
 
 
+def format_feature_mask(value: Any, like: Tuple[Tensor, ...]) -> Optional[Tuple[Tensor, ...]]:
+    """``feature_mask`` as a tuple with one tensor per tensor of ``like``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        # IntegratedGradients.attribute takes n_steps fifth; here, as in FeatureAblation,
+        # the fifth argument is the feature mask.
+        raise ArgumentTypeError(
+            f"feature_mask must be a torch.Tensor, got int {value}: the fifth positional "
+            "argument is feature_mask (as in FeatureAblation), not n_steps as in "
+            f"IntegratedGradients; pass n_steps={value} by keyword"
+        )
+    return format_optional_like(value, like, "feature_mask")
+
+
 def format_pinned(
     pinned_features: Optional[Union[Tensor, Tuple[Tensor, ...]]], like: Tuple[Tensor, ...]
 ) -> Optional[Tuple[Tensor, ...]]:

@@ -330,6 +330,19 @@ def _feature_mask_case(kind: str, mask: torch.Tensor, error, match: str, mlp) ->
     )
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_n_steps_given_fifth_as_to_integrated_gradients_is_explained(kind, mlp):
+    # IntegratedGradients.attribute(inputs, baselines, target, additional_forward_args,
+    # n_steps): here the fifth argument is feature_mask, as in FeatureAblation.
+    x = _x()
+    explainer = _explainer(kind, mlp)
+    assert_rejected(
+        lambda: explainer.attribute(x, None, 0, None, 50),
+        TypeError, r"feature_mask must be a torch\.Tensor, got int 50.*pass n_steps=50 by keyword",
+        mlp, x, layer=mlp[0],
+    )
+
+
 # Feature masks of the right shape for each kind: the input is (2, 4), the layer's
 # output (2, 6).
 WIDTH = {"input": 4, "layer": 6}

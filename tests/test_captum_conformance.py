@@ -12,7 +12,7 @@ every entry that lists ``LayerIntegratedGradients`` with ``LayerMaskOptimization
 * a ``DistributedDataParallel`` model (gloo, CPU, two processes) gives the plain
   model's attributions.
 
-Entries that do not apply are listed in ``NOT_APPLICABLE`` with the reason.
+The entries with a list of layers run ``LayerMaskOptimization`` on that list.
 """
 
 from __future__ import annotations
@@ -45,20 +45,8 @@ BATCH_TOLERANCE = 1e-4
 N_STEPS = 30
 NT_SAMPLES = 2
 
-#: Captum entries that list IntegratedGradients or LayerIntegratedGradients but do not
-#: apply to mask optimization, and why.
-NOT_APPLICABLE = {
-    "basic_layer_ig_multi_layer_multi_output": "a list of layers: LayerMaskOptimization "
-    "masks one layer (LayerIntegratedGradients' multi-layer form has no counterpart)",
-    "basic_layer_ig_multi_layer_multi_output_with_input_wrapper": "a list of layers, as above",
-}
-
-
 def _entries(algorithm: type) -> List[Dict[str, Any]]:
-    return [
-        entry for entry in CAPTUM_CONFIG
-        if algorithm in entry["algorithms"] and entry["name"] not in NOT_APPLICABLE
-    ]
+    return [entry for entry in CAPTUM_CONFIG if algorithm in entry["algorithms"]]
 
 
 INPUT_ENTRIES = _entries(IntegratedGradients)
@@ -76,9 +64,12 @@ def _method(kind: str, entry: Dict[str, Any], model: Any = None) -> Any:
     return NoiseTunnel(method) if entry.get("noise_tunnel") else method
 
 
-def _same_layer(entry: Dict[str, Any], model: Any) -> nn.Module:
-    """The entry's layer (Captum names it, or gives the module) in ``model``, which may
-    be a copy or a DistributedDataParallel wrapper of the entry's model."""
+def _same_layer(entry: Dict[str, Any], model: Any) -> Any:
+    """The entry's layer or list of layers (Captum names them, or gives the modules) in
+    ``model``, which may be a copy or a DistributedDataParallel wrapper of the entry's
+    model."""
+    if isinstance(entry["layer"], list):
+        return [_same_layer({**entry, "layer": layer}, model) for layer in entry["layer"]]
     layer = entry["layer"]
     if not isinstance(layer, str):
         if model is entry["model"]:
@@ -122,6 +113,10 @@ def _one_example(arguments: Dict[str, Any], i: int, n: int) -> Dict[str, Any]:
 
 
 def _as_tuple(value: Any) -> Tuple[Tensor, ...]:
+    """The tensors of an attribution: a tensor, a tuple, or a list of either (a list of
+    layers)."""
+    if isinstance(value, list):
+        return tuple(t for part in value for t in _as_tuple(part))
     return value if isinstance(value, tuple) else (value,)
 
 

@@ -144,6 +144,68 @@ def test_layer_with_tuple_output():
     assert isinstance(out, tuple) and [o.shape for o in out] == [(1, 3, 3), (1, 3, 3)]
 
 
+class _TitleAndBody(nn.Module):
+    """Two token fields, each with its own embedding; class 1 evidence is token 7 in
+    either field and nothing else."""
+
+    def __init__(self):
+        super().__init__()
+        self.title = nn.Embedding(20, 2)
+        self.body = nn.Embedding(20, 2)
+        self.head = nn.Linear(2, 2)
+        with torch.no_grad():
+            for embedding in (self.title, self.body):
+                embedding.weight.zero_()
+                embedding.weight[7, 0] = 1.0
+                embedding.weight[:, 1] = 0.1
+            self.head.weight.copy_(torch.tensor([[-4.0, 0.0], [4.0, 0.0]]))
+            self.head.bias.zero_()
+
+    def forward(self, title_ids, body_ids):
+        return self.head(self.title(title_ids).sum(dim=1) + self.body(body_ids).sum(dim=1))
+
+
+def test_a_list_of_layers_is_masked_together_and_returned_per_layer():
+    model = _TitleAndBody().eval()
+    titles = torch.tensor([[1, 4, 9, 2], [3, 5, 7, 8]])
+    bodies = torch.tensor([[3, 7, 5, 6, 8], [1, 2, 3, 4, 5]])
+    both = LayerMaskOptimization(model, [model.title, model.body])
+    title, body = both.attribute((titles, bodies), baselines=(0, 0), target=1)
+    assert title.shape == (2, 4, 2) and body.shape == (2, 5, 2)
+    # One ranking over the positions of both fields: the evidence first wherever it is.
+    scores = torch.cat([title[..., 0], body[..., 0]], dim=1)
+    assert scores.argmax(dim=1).tolist() == [4 + 1, 2]
+    assert _no_hooks(model)
+    # The list's order is the output's; a list of one layer gives a list of one, as
+    # LayerIntegratedGradients does, holding what the layer alone gives.
+    body_first = LayerMaskOptimization(model, [model.body, model.title]).attribute((titles, bodies), target=1)
+    assert [a.shape for a in body_first] == [(2, 5, 2), (2, 4, 2)]
+    alone = LayerMaskOptimization(model, model.title).attribute((titles, bodies), target=1, n_steps=5)
+    listed = LayerMaskOptimization(model, [model.title]).attribute((titles, bodies), target=1, n_steps=5)
+    assert isinstance(listed, list) and len(listed) == 1 and torch.equal(listed[0], alone)
+
+
+def test_layers_that_feed_one_another_or_repeat_are_refused_clearly():
+    model = _TitleAndBody().eval()
+    ids = (torch.tensor([[1, 7, 2]]), torch.tensor([[3, 4]]))
+    # The head is computed from the title's output: its replacement would undo the
+    # title's mask, whichever of the two comes first.
+    for layers, pattern in (
+        ([model.title, model.head], r"layer\[1\] is computed from layer\[0\]'s tensors"),
+        ([model.head, model.title], r"layer\[0\] is computed from layer\[1\]'s tensors"),
+    ):
+        with pytest.raises(ValueError, match=pattern):
+            LayerMaskOptimization(model, layers).attribute(ids, target=1, n_steps=3)
+        assert _no_hooks(model)
+    with pytest.raises(ValueError, match=r"layer lists a module twice \(layer\[2\]\)"):
+        LayerMaskOptimization(model, [model.title, model.body, model.title])
+    for empty_or_tuple, named in (([], "an empty list"), ((model.title,), "tuple")):
+        with pytest.raises(TypeError, match=f"a non-empty list of them, got {named}"):
+            LayerMaskOptimization(model, empty_or_tuple)
+    with pytest.raises(TypeError, match=r"layer\[1\] must be a torch\.nn\.Module, got str"):
+        LayerMaskOptimization(model, [model.title, "body"])
+
+
 class _LstmClassifier(nn.Module):
     def __init__(self):
         super().__init__()

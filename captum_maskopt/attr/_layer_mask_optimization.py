@@ -3,14 +3,14 @@ whose inputs cannot be interpolated, such as token ids."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from captum.attr import LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_maskopt.attr._layer_switch import LayerSwitch
-from captum_maskopt.attr._mask_optimization import AttributionResult, MaskOptimization, _Problem, settings_of
+from captum_maskopt.attr._layer_switch import LayerSwitch, LayerSwitches
+from captum_maskopt.attr._mask_optimization import MaskOptimization, _Problem, settings_of
 from captum_maskopt.baselines import format_baselines
 from captum_maskopt.features import checked_feature_mask
 from captum_maskopt.formatting import (
@@ -18,12 +18,19 @@ from captum_maskopt.formatting import (
     TensorOrTuple,
     check_inputs,
     format_additional_forward_args,
-    format_optional_like,
+    format_feature_mask,
     format_pinned,
     format_tensor_tuple,
 )
 from captum_maskopt.guard import preserved_caller_state
+from captum_maskopt.optimization import OptimizationRecord
 from captum_maskopt.settings import SettingsChoice, resolve_settings, with_settings_doc
+
+
+#: What ``attribute`` returns: the attributions (a list of them, one per layer, for a
+#: list of layers), with the record when asked.
+LayerAttributions = Union[TensorOrTuple, List[TensorOrTuple]]
+LayerAttributionResult = Union[LayerAttributions, Tuple[LayerAttributions, OptimizationRecord]]
 
 
 class LayerMaskOptimization(LayerAttribution):
@@ -47,6 +54,12 @@ class LayerMaskOptimization(LayerAttribution):
     shape of the layer's output (or input), one mask value per group (by default per
     position) repeated over the rest.
 
+    Given a list of layers, as ``LayerIntegratedGradients`` takes, one mask is
+    optimized over the tensors of all of them together (as over the tensors of a tuple
+    input) and the attributions come back as a list, one entry per layer. The layers
+    must not feed one another: a call where one layer's tensors change with another's
+    raises a ``ValueError`` (Captum's method only warns).
+
     Examples::
 
         >>> # was: LayerIntegratedGradients(model, model.bert.embeddings)
@@ -59,7 +72,7 @@ class LayerMaskOptimization(LayerAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Tensor],
-        layer: nn.Module,
+        layer: Union[nn.Module, List[nn.Module]],
         device_ids: Optional[List[int]] = None,
     ) -> None:
         r"""
@@ -71,13 +84,26 @@ class LayerMaskOptimization(LayerAttribution):
                         the embedding module of a transformer: a tensor or a tuple of
                         tensors (``None`` entries are left alone; tensors nested
                         deeper, as in an LSTM's ``(output, (h, c))``, raise a
-                        ``TypeError``), from one call of the layer per forward pass.
+                        ``TypeError``), from one call of the layer per forward pass;
+                        or a list of such layers, none of them computed from another's
+                        tensors, masked together.
             device_ids (list[int], optional): the devices of a ``DataParallel``
                         ``forward_func``, so that each replica receives its chunk of
                         the masked views; taken from ``forward_func`` when it is a
                         ``DataParallel`` module. Default: None
         """
-        device_ids = LayerSwitch.check_layer(layer, forward_func, device_ids)
+        layers = layer if isinstance(layer, list) else [layer]
+        if isinstance(layer, (tuple, set)) or not layers:
+            raise TypeError(
+                "layer must be a torch.nn.Module or a non-empty list of them, got "
+                + ("an empty list" if isinstance(layer, list) else type(layer).__name__)
+            )
+        names = _layer_names(layer)
+        for one, name in zip(layers, names):
+            device_ids = LayerSwitch.check_layer(one, forward_func, device_ids, name)
+        repeated = [name for k, name in enumerate(names) if any(layers[k] is other for other in layers[:k])]
+        if repeated:
+            raise ValueError(f"layer lists a module twice ({', '.join(repeated)}): list each layer once")
         LayerAttribution.__init__(self, forward_func, layer, device_ids)
 
     @property
@@ -102,7 +128,7 @@ class LayerMaskOptimization(LayerAttribution):
         return_record: bool = False,
         show_progress: bool = False,
         **setting_overrides: Any,
-    ) -> AttributionResult:
+    ) -> LayerAttributionResult:
         r"""
         Optimize one mask per example over the layer's tensor and return it.
 
@@ -129,7 +155,9 @@ class LayerMaskOptimization(LayerAttribution):
                         Default: one group per position of an ``(N, T, D)`` tensor, per
                         location of an ``(N, C, H, W)`` one, per element otherwise
                         (also for ``(N, 1, D)`` and ``(N, C, 1, 1)``, e.g. a pooled
-                        feature map, which would otherwise be one group).
+                        feature map, which would otherwise be one group). For a list
+                        of layers, a tuple over all their tensors in the layers'
+                        order; group ids shared across tensors make one group.
             settings (str or MaskOptimizationSettings, optional): the settings as one
                         object or a preset name, as in
                         :meth:`MaskOptimization.attribute`. Default: None
@@ -144,7 +172,8 @@ class LayerMaskOptimization(LayerAttribution):
                         stay as they are in both views: padding when the baseline is
                         padding, and ``[CLS]`` and ``[SEP]`` when the baseline keeps
                         them (as in Captum's BERT tutorial), which a model that reads
-                        the ``[CLS]`` token needs. Default: None
+                        the ``[CLS]`` token needs. For a list of layers, a tuple
+                        over all their tensors, as ``feature_mask``. Default: None
             internal_batch_size (int, optional): optimize at most this many examples
                         at a time; the layer's tensors are recorded for the whole
                         batch in one pass without gradients. Default: None
@@ -160,8 +189,9 @@ class LayerMaskOptimization(LayerAttribution):
         Returns:
             *Tensor* or *tuple[Tensor, ...]* of **attributions** shaped like the layer's
             output (a tuple when the layer returns one), or its input with
-            ``attribute_to_layer_input``; with ``return_record``, a pair
-            (attributions, record).
+            ``attribute_to_layer_input``; for a list of layers, a list of those, one per
+            layer in its order (as ``LayerIntegratedGradients`` returns them); with
+            ``return_record``, a pair (attributions, record).
         """
         # Checked before any work; resolved again once the layer's tensors are known.
         resolve_settings(settings, n_steps=n_steps, **setting_overrides)
@@ -169,16 +199,19 @@ class LayerMaskOptimization(LayerAttribution):
         n = check_inputs(inputs_tuple, "inputs", floating=False)
         baseline_list = format_baselines(baselines, inputs_tuple)
         args = format_additional_forward_args(additional_forward_args, n)
-        switch = LayerSwitch(self.layer, attribute_to_layer_input, self.device_ids)
+        layers = self.layer if isinstance(self.layer, list) else [self.layer]
+        switches = LayerSwitches(layers, _layer_names(self.layer), attribute_to_layer_input, self.device_ids)
         try:
             with preserved_caller_state(self.forward_func):
-                _, masked = switch.record(lambda: self.forward_func(*inputs_tuple, *args))
-                masked = self._check_layer_tensors(masked, n, attribute_to_layer_input)
+                _, masked = switches.record(lambda: self.forward_func(*inputs_tuple, *args))
+                for switch, part in zip(switches.switches, switches.split(masked)):
+                    self._check_layer_tensors(part, n, switch.name, attribute_to_layer_input)
+                switches.check_independent(lambda: self.forward_func(*inputs_tuple, *args), masked)
                 layer_baselines = []
                 for baseline in baseline_list:
                     full = tuple(b.expand_as(x) for b, x in zip(baseline, inputs_tuple))
-                    layer_baselines.append(switch.record(lambda: self.forward_func(*full, *args))[1])
-                masks = format_optional_like(feature_mask, masked, "feature_mask")
+                    layer_baselines.append(switches.record(lambda: self.forward_func(*full, *args))[1])
+                masks = format_feature_mask(feature_mask, masked)
                 if masks is not None:
                     masks = checked_feature_mask(masks, masked)
                 problem = _Problem(
@@ -191,19 +224,21 @@ class LayerMaskOptimization(LayerAttribution):
                 )
                 chosen = settings_of(problem, settings, n_steps=n_steps, **setting_overrides)
                 attributions, record = MaskOptimization(
-                    switch.substituting(self.forward_func, len(masked))
+                    switches.substituting(self.forward_func)
                 )._attribute_problem(
                     problem, chosen, internal_batch_size, show_progress, "LayerMaskOptimization"
                 )
         finally:
-            switch.remove()
-        output = attributions if switch.was_tuple else attributions[0]
+            switches.remove()
+        per_layer: List[TensorOrTuple] = [
+            part if switch.was_tuple else part[0]
+            for switch, part in zip(switches.switches, switches.split(attributions))
+        ]
+        output: LayerAttributions = per_layer if isinstance(self.layer, list) else per_layer[0]
         return (output, record) if return_record else output
 
     @staticmethod
-    def _check_layer_tensors(
-        tensors: Tuple[Tensor, ...], n: int, to_input: bool
-    ) -> Tuple[Tensor, ...]:
+    def _check_layer_tensors(tensors: Tuple[Tensor, ...], n: int, name: str, to_input: bool) -> None:
         where = "input" if to_input else "output"
         for i, t in enumerate(tensors):
             if not t.is_floating_point():
@@ -214,12 +249,16 @@ class LayerMaskOptimization(LayerAttribution):
                     else ""
                 )
                 raise TypeError(
-                    f"the layer's {where} tensor {i} has dtype {t.dtype}; only floating "
+                    f"{name}'s {where} tensor {i} has dtype {t.dtype}; only floating "
                     f"point tensors can be masked{hint}"
                 )
             if t.dim() == 0 or t.shape[0] != n:
                 raise ValueError(
-                    f"the layer's tensor {i} has shape {tuple(t.shape)}; expected the batch "
-                    f"size {n} in dim 0"
+                    f"{name}'s {where} tensor {i} has shape {tuple(t.shape)}; expected the "
+                    f"batch size {n} in dim 0"
                 )
-        return tensors
+
+
+def _layer_names(layer: Union[nn.Module, List[nn.Module]]) -> List[str]:
+    """How errors name the layers: ``layer``, or ``layer[k]`` in a list."""
+    return [f"layer[{k}]" for k in range(len(layer))] if isinstance(layer, list) else ["layer"]

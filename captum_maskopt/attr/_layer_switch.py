@@ -4,7 +4,7 @@ own forward pass."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, cast
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -21,8 +21,10 @@ class LayerSwitch:
     """
 
     def __init__(
-        self, layer: nn.Module, to_input: bool, device_ids: Optional[List[int]]
+        self, layer: nn.Module, to_input: bool, device_ids: Optional[List[int]], name: str = "layer"
     ) -> None:
+        # How errors name the layer: ``layer``, or ``layer[k]`` in a list of layers.
+        self.name = name
         self.to_input = to_input
         self.device_ids = device_ids
         self.recorded: Optional[Tuple[Tensor, ...]] = None
@@ -41,15 +43,15 @@ class LayerSwitch:
 
     @staticmethod
     def check_layer(
-        layer: Any, forward_func: Callable[..., Any], device_ids: Optional[List[int]]
+        layer: Any, forward_func: Callable[..., Any], device_ids: Optional[List[int]], name: str = "layer"
     ) -> Optional[List[int]]:
-        """Check that hooks can be put on ``layer``; returns the devices of a
-        ``DataParallel`` ``forward_func`` when ``device_ids`` is None."""
+        """Check that hooks can be put on ``layer`` (called ``name`` in errors); returns
+        the devices of a ``DataParallel`` ``forward_func`` when ``device_ids`` is None."""
         if not isinstance(layer, nn.Module):
-            raise TypeError(f"layer must be a torch.nn.Module, got {type(layer).__name__}")
+            raise TypeError(f"{name} must be a torch.nn.Module, got {type(layer).__name__}")
         if isinstance(layer, torch.jit.ScriptModule):
             raise TypeError(
-                "layer is a TorchScript module, on which hooks cannot be registered; keep "
+                f"{name} is a TorchScript module, on which hooks cannot be registered; keep "
                 "the layer an eager module and script what follows it, e.g. forward_func="
                 "lambda ids: scripted_rest(embeddings(ids))"
             )
@@ -111,20 +113,30 @@ class LayerSwitch:
 
     def record(self, run: Callable[[], Any]) -> Tuple[Any, Tuple[Tensor, ...]]:
         """Run the model once, returning its output and the layer's tensors."""
-        self.replacement, self.recorded, self.calls, self.nested = None, None, 0, []
+        self.replacement = None
+        self.start_recording()
         with torch.no_grad():
             output = run()
+        return output, self.recorded_tensors()
+
+    def start_recording(self) -> None:
+        """Forget what was recorded; the next forward pass records the layer's tensors
+        (or counts the layer's calls, while a replacement is set)."""
+        self.recorded, self.calls, self.nested = None, 0, []
+
+    def recorded_tensors(self) -> Tuple[Tensor, ...]:
+        """The tensors recorded since :meth:`start_recording`, checked: the layer was
+        called once, and holds no tensors nested deeper than a tuple."""
         if self.calls > 1:
             raise ValueError(
-                f"layer is called {self.calls} times in one forward pass of forward_func; "
+                f"{self.name} is called {self.calls} times in one forward pass of forward_func; "
                 "its tensors cannot be replaced unambiguously: pass a module that is called "
                 "once (e.g. wrap the shared module's single use in a module of its own)"
             )
-        # The hook set it during run(), which the type checker cannot see.
-        recorded = cast(Optional[Tuple[Tensor, ...]], self.recorded)
+        recorded = self.recorded
         if recorded is None:
             raise RuntimeError(
-                "layer was not called during forward_func's forward pass; pass a module "
+                f"{self.name} was not called during forward_func's forward pass; pass a module "
                 "that forward_func uses"
             )
         if self.nested:
@@ -132,12 +144,114 @@ class LayerSwitch:
             # tensors it may not even use (an LSTM classifier reads h, not the outputs).
             where = "input" if self.to_input else "output"
             raise TypeError(
-                f"layer's {where} holds tensors inside a tuple, list or dict at position(s) "
+                f"{self.name}'s {where} holds tensors inside a tuple, list or dict at position(s) "
                 f"{self.nested} (e.g. an LSTM's (output, (h, c))), which cannot be masked: "
                 f"pass a layer whose {where} is a tensor or a tuple of tensors, e.g. the "
                 "embedding layer before it"
             )
-        return output, recorded
+        return recorded
+
+
+class LayerSwitches:
+    """:class:`LayerSwitch` hooks on several layers used as one, as Captum's layer
+    methods take a list of layers: their tensors side by side, in the layers' order.
+
+    The layers must not feed one another: a view replaces every layer's tensors, so a
+    layer computed from another's tensors would overwrite what the other's values do
+    (:meth:`check_independent` refuses them).
+    """
+
+    def __init__(
+        self, layers: Sequence[nn.Module], names: Sequence[str], to_input: bool,
+        device_ids: Optional[List[int]],
+    ) -> None:
+        self.switches: List[LayerSwitch] = []
+        try:
+            for layer, name in zip(layers, names):
+                self.switches.append(LayerSwitch(layer, to_input, device_ids, name))
+        except BaseException:
+            self.remove()
+            raise
+        # Tensors per layer, known once a recording has run.
+        self.counts: List[int] = []
+
+    def remove(self) -> None:
+        for switch in self.switches:
+            switch.remove()
+
+    def record(self, run: Callable[[], Any]) -> Tuple[Any, Tuple[Tensor, ...]]:
+        """Run the model once, returning its output and every layer's tensors."""
+        for switch in self.switches:
+            switch.replacement = None
+            switch.start_recording()
+        with torch.no_grad():
+            output = run()
+        parts = [switch.recorded_tensors() for switch in self.switches]
+        self.counts = [len(part) for part in parts]
+        return output, tuple(t for part in parts for t in part)
+
+    def split(self, tensors: Sequence[Any]) -> List[Tuple[Any, ...]]:
+        """``tensors`` laid out as :meth:`record` returns them, per layer."""
+        parts, start = [], 0
+        for count in self.counts:
+            parts.append(tuple(tensors[start : start + count]))
+            start += count
+        return parts
+
+    def substituting(self, forward_func: Callable[..., Any]) -> Callable[..., Tensor]:
+        """A forward function whose first arguments are the layers' new tensors (as
+        :meth:`record` lays them out) and the rest ``forward_func``'s arguments."""
+        count = sum(self.counts)
+
+        def forward(*values: Any) -> Tensor:
+            for switch, part in zip(self.switches, self.split(values[:count])):
+                switch.replacement = part
+            try:
+                output: Tensor = forward_func(*values[count:])
+                return output
+            finally:
+                for switch in self.switches:
+                    switch.replacement = None
+
+        return forward
+
+    def check_independent(self, run: Callable[[], Any], recorded: Tuple[Tensor, ...]) -> None:
+        """Raise a ``ValueError`` where one layer's tensors are computed from another's:
+        each layer's ``recorded`` tensors are shifted in turn (one forward pass each,
+        none for a single layer) and the others must record what they recorded."""
+        if len(self.switches) < 2:
+            return
+        parts = self.split(recorded)
+        for changed, switch in enumerate(self.switches):
+            for other in self.switches:
+                other.replacement = None
+                other.start_recording()
+            # Any change would do; a shift keeps finite values finite.
+            switch.replacement = tuple(t + 1 for t in parts[changed])
+            try:
+                with torch.no_grad():
+                    run()
+            finally:
+                switch.replacement = None
+            for position, other in enumerate(self.switches):
+                if position != changed and not _same(other.recorded, parts[position]):
+                    raise ValueError(
+                        f"{other.name} is computed from {switch.name}'s tensors (it changes "
+                        f"when they change): a view replaces both, so {other.name}'s "
+                        f"replacement would undo {switch.name}'s mask; pass layers that do "
+                        "not feed one another (as LayerIntegratedGradients requires)"
+                    )
+
+
+def _same(now: Optional[Tuple[Tensor, ...]], before: Tuple[Any, ...]) -> bool:
+    """Whether a layer recorded the same tensors again (to float rounding, which a
+    device's kernels may vary from pass to pass)."""
+    if now is None or len(now) != len(before):
+        return False
+    return all(
+        a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-6, equal_nan=True)
+        for a, b in zip(now, before)
+    )
 
 
 def _holds_tensors(value: Any) -> bool:

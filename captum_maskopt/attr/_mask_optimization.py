@@ -24,7 +24,7 @@ from captum_maskopt.formatting import (
     chunk_rows,
     chunk_target,
     format_additional_forward_args,
-    format_optional_like,
+    format_feature_mask,
     format_pinned,
     format_target,
     format_tensor_tuple,
@@ -238,7 +238,7 @@ class MaskOptimization(PerturbationAttribution):
         """
         inputs_tuple, is_tuple = format_tensor_tuple(inputs, "inputs")
         n = check_inputs(inputs_tuple, "inputs", floating=True)
-        masks = format_optional_like(feature_mask, inputs_tuple, "feature_mask")
+        masks = format_feature_mask(feature_mask, inputs_tuple)
         if masks is not None:
             masks = checked_feature_mask(masks, inputs_tuple)
         problem = _Problem(
