@@ -195,7 +195,8 @@ def _target_choice(target: str, explainer: Any, rows: Sequence[Dict[str, Any]]) 
     if target == "predicted":
         return None
     if target.lstrip("-").isdigit():
-        return int(target)
+        # Checked here, before any row is read: every row would fail alike.
+        return explainer.class_index(int(target), "--target")
     in_columns = bool(rows) and target in rows[0]
     if target in names and in_columns:
         raise InputError(f"--target: {target!r} is both a class name and a column; rename the column")

@@ -137,6 +137,7 @@ def test_forward_shapes_and_padding(sentiment):
         alone = model(tokenizer(texts[:1], return_tensors="pt")["input_ids"])
         keyword = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     assert logits.shape == (2, 2) and logits.dtype == torch.float32
+    assert model.n_classes == 2
     assert torch.equal(logits, keyword)
     assert alone.shape == (1, 2)
     # Padding (attention mask 0) does not change the first text's logits.

@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from captum_maskopt.tables import InputError
 from captum_maskopt.text import TextExplainer
 
 transformers = pytest.importorskip("transformers")
@@ -277,6 +278,15 @@ class _BagOfWords(torch.nn.Module):
         values = self.embeddings(input_ids)
         evidence = (values[..., 0] * attention_mask).sum(1) - 2.0
         return torch.stack([-evidence, evidence], dim=1)
+
+
+def test_a_model_without_a_config_gets_its_class_count_from_its_output(tokenizer):
+    # _BagOfWords has no config.num_labels and no n_classes: one forward pass tells.
+    explainer = TextExplainer(_BagOfWords(tokenizer), tokenizer)
+    assert explainer.n_classes == 2
+    assert explainer.class_index("1") == 1
+    with pytest.raises(InputError, match=r"--target: class 2 is out of range for 2 classes"):
+        explainer.class_index(2, "--target")
 
 
 def test_windows_cover_every_word_with_one_id(model, tokenizer):

@@ -285,6 +285,7 @@ def test_bad_input_to_the_text_commands_is_one_clear_line(tmp_path, saved_text_c
                                    "--input", str(source), "--output", out],
         "no such file": ["explain", "text", "--model", str(saved_text_classifier), "--input",
                          str(tmp_path / "none.csv"), "--output", out],
+        "--target: class 5 is out of range for 2 classes": base + ["--target", "5"],
         "n_steps must be an integer >= 1": base + ["--mask-setting", "n_steps=0"],
         "unknown or repeated": base + ["--method", "Nope"],
     }

@@ -187,6 +187,11 @@ class SentimentClassifier(nn.Module):
         self.requires_grad_(False)
 
     @property
+    def n_classes(self) -> int:
+        """The number of classes: the head's output size."""
+        return int(self.head.out_features)
+
+    @property
     def embeddings(self) -> nn.Module:
         """The encoder's embeddings module (the layer to mask)."""
         result: nn.Module = self.encoder.embeddings

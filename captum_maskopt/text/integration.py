@@ -365,6 +365,7 @@ class TextExplainer:
                 f"got {window_overlap}"
             )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._n_classes: Optional[int] = None
         self.label_names: Optional[List[str]] = (
             _config_label_names(model) if label_names is None else [str(name) for name in label_names]
         )
@@ -437,15 +438,25 @@ class TextExplainer:
             self.label_names and target in self.label_names
         ):
             target = int(target)
-        n_classes = _class_count(self.model)
         if isinstance(target, int) and not isinstance(target, bool):
-            if n_classes is not None and not 0 <= target < n_classes:
+            n_classes = self.n_classes
+            if not 0 <= target < n_classes:
                 raise InputError(f"{argument}: class {target} is out of range for {n_classes} classes")
             return target
         if isinstance(target, str) and self.label_names and target in self.label_names:
             return self.label_names.index(target)
         names = f"one of {self.label_names}" if self.label_names else "a class index (the model has no label names)"
         raise InputError(f"{argument}: expected {names}, got {target!r}")
+
+    @property
+    def n_classes(self) -> int:
+        """The number of classes: the model config's ``num_labels`` or its
+        ``n_classes``, else the width of its output on a one-word text (one forward
+        pass, the first time)."""
+        if self._n_classes is None:
+            count = _class_count(self.model)
+            self._n_classes = self.predict(self.encode(["a"])).shape[-1] if count is None else count
+        return self._n_classes
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """The model's logits, whatever its output type."""
