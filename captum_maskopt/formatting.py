@@ -6,10 +6,14 @@ them (RISE, MASE)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import warnings
-from typing import Any, List, Optional, Sequence, Tuple, TypeAlias, Union
+from typing import Any, List, Optional, Sequence, Tuple, Type, TypeAlias, Union
 
+import captum
 import torch
 from torch import Tensor
 
@@ -18,13 +22,34 @@ __all__ = [
     "check_output_type", "check_finite_output", "resolve_probability",
     "format_additional_forward_args", "BatchExpander", "expand_additional_forward_args",
     "format_target", "check_output", "select_target", "chunk_rows", "slice_batch",
-    "chunk_target", "format_optional_like", "format_pinned",
+    "chunk_target", "format_optional_like", "format_feature_mask", "format_pinned", "warn_caller",
 ]
 
 TargetForm: TypeAlias = Union[None, int, Tuple[int, ...], Tensor, List[Any]]
 """Every form of ``target`` Captum accepts: None, an int, a tuple, a tensor, a list."""
 TensorOrTuple: TypeAlias = Union[Tensor, Tuple[Tensor, ...]]
 """Inputs and attributions: a tensor or a tuple of tensors, batch in dim 0."""
+
+
+#: Where a warning is not the caller's doing: this package, Captum (its log wrapper,
+#: NoiseTunnel) and the context managers the call runs in.
+_INNER_FILES = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(captum.__file__)) + os.sep,
+    os.path.abspath(contextlib.__file__),
+)
+
+
+def warn_caller(message: str, category: Type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` at the caller's line: the first frame outside this package,
+    Captum and ``contextlib``, however deep the call (``NoiseTunnel``, the text
+    integration, a layer call)."""
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INNER_FILES):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def format_tensor_tuple(
@@ -251,15 +276,11 @@ def resolve_probability(probability: str, output: Tensor) -> str:
     one_value = output.dim() == 1 or math.prod(output.shape[1:]) == 1
     if one_value:
         if values.is_floating_point() and bool(((values >= 0) & (values <= 1)).all()):
-            warnings.warn(
+            warn_caller(
                 "forward_func returns one value per example, all of them in [0, 1]: "
                 "probability='auto' reads them as logits and takes their sigmoid; if "
                 "they are probabilities already (a model that ends in a sigmoid), pass "
-                "probability='identity'",
-                UserWarning,
-                # resolve_probability, _attribute_problem, attribute, Captum's log
-                # wrapper: the caller's line is the fifth frame, as for guard's warning.
-                stacklevel=5,
+                "probability='identity'"
             )
         return "sigmoid"
     if values.is_floating_point():

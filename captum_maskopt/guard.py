@@ -4,22 +4,86 @@ caller's grad mode, model and tensors left as they were, and an optional progres
 from __future__ import annotations
 
 import contextlib
-import warnings
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+import functools
+import inspect
+import types
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import torch
 from torch import Tensor, nn
 
+from captum_maskopt.formatting import warn_caller
+
 __all__ = ["preserved_caller_state", "progress_bar"]
 
 
+#: How many references away from ``forward_func`` its modules are looked for: a
+#: function that calls a global ``model``, a bound method of an object that holds one.
+_SEARCH_DEPTH = 3
+
+
 def _modules_of(forward_func: Callable[..., Any]) -> List[nn.Module]:
-    owner = getattr(forward_func, "__self__", forward_func)
-    # A DataParallel/DDP wrapper is a fresh module in training mode; what matters is
-    # the mode of the model it wraps.
-    while isinstance(owner, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        owner = owner.module
-    return [owner] if isinstance(owner, nn.Module) else []
+    """Every module that ``forward_func`` may run, each once: its own modules when it is
+    a module, else those of the modules it holds within ``_SEARCH_DEPTH`` references (a
+    bound method's object or that object's attributes, a partial's function and
+    arguments, a function's closure, defaults and the globals its code names), so that
+    ``lambda x: model(x)`` and ``TextExplainer.forward`` get the guard the model gets."""
+    found: Dict[int, nn.Module] = {}
+    seen: Set[int] = set()
+
+    def visit(value: Any, depth: int) -> None:
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        if isinstance(value, nn.Module):
+            for module in value.modules():
+                found.setdefault(id(module), module)
+        elif depth > 0:
+            for reference in _references(value):
+                visit(reference, depth - 1)
+
+    visit(forward_func, _SEARCH_DEPTH)
+    return list(found.values())
+
+
+def _references(value: Any) -> List[Any]:
+    """What ``value`` holds that may be, or lead to, a module ``forward_func`` runs."""
+    if inspect.ismethod(value):
+        return [value.__self__, value.__func__]
+    if isinstance(value, functools.partial):
+        return [value.func, *value.args, *value.keywords.values()]
+    if inspect.isfunction(value):
+        held: List[Any] = [cell.cell_contents for cell in value.__closure__ or () if _filled(cell)]
+        held += list(value.__defaults__ or ()) + list((value.__kwdefaults__ or {}).values())
+        return held + [value.__globals__[name] for name in _global_names(value.__code__) if name in value.__globals__]
+    if isinstance(value, (list, tuple)) and len(value) <= _MAX_HELD:
+        return list(value)
+    if inspect.ismodule(value) or isinstance(value, type) or not hasattr(value, "__dict__"):
+        return []
+    # An object that holds the model: a callable wrapper, a TextExplainer.
+    attributes = vars(value)
+    return list(attributes.values()) if len(attributes) <= _MAX_HELD else []
+
+
+#: Sequences and objects with more entries than this are not searched (a vocabulary).
+_MAX_HELD = 64
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _global_names(code: types.CodeType) -> Set[str]:
+    """The global names ``code`` and the functions defined in it read."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names |= _global_names(constant)
+    return names
 
 
 # torch.nn's modules whose forward depends on the training mode; the rest of torch.nn
@@ -64,15 +128,13 @@ def preserved_caller_state(forward_func: Callable[..., Any]) -> Iterator[None]:
     back as they were when the call ends, also when it raises.
     """
     modules = _modules_of(forward_func)
-    in_training = [m for module in modules for m in module.modules() if _acts_on_training_mode(m)]
+    in_training = [m for m in modules if _acts_on_training_mode(m)]
     if in_training:
-        warnings.warn(
+        warn_caller(
             f"forward_func is in training mode ({_named(in_training)}): "
             "dropout and batch-norm statistics of the views make the optimized mask noisy "
             "(the model's running statistics are restored after the call); call "
-            "model.eval() first",
-            UserWarning,
-            stacklevel=5,
+            "model.eval() first"
         )
     saved = _saved_buffers(modules)
     try:
@@ -88,8 +150,7 @@ def _saved_buffers(modules: List[nn.Module]) -> List[Tuple[nn.Module, str, Tenso
     # copies on every call of the usual case.
     return [
         (owner, name, buffer.detach().clone())
-        for module in modules
-        for owner in module.modules()
+        for owner in modules
         if owner.training
         for name, buffer in owner.named_buffers(recurse=False)
     ]

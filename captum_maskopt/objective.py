@@ -9,13 +9,13 @@ optimization loop sums these values (never averages them) before differentiating
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from captum_maskopt.formatting import warn_caller
 from captum_maskopt.hashing import uniform_hash
 from captum_maskopt.registry import Registry
 
@@ -62,20 +62,18 @@ def saturated(probability: Tensor) -> Tensor:
     return ((probability >= 0.0) & (probability < _EPS)) | ((probability > 1.0 - _EPS) & (probability <= 1.0))
 
 
-def warn_of_saturation(examples: Sequence[int], stacklevel: int) -> None:
-    """Warn that the target's probability is :func:`saturated` for ``examples`` (batch
-    indices); ``stacklevel`` as in ``warnings.warn``, counted from the caller."""
+def warn_of_saturation(examples: Sequence[int]) -> None:
+    """Warn, at the caller's line, that the target's probability is :func:`saturated`
+    for ``examples`` (batch indices)."""
     shown = ", ".join(map(str, examples[:8])) + (", ..." if len(examples) > 8 else "")
-    warnings.warn(
+    warn_caller(
         f"the target's probability on the input is within {_EPS:g} of 0 or 1 for "
         f"example(s) {shown}: the masked views' probabilities hardly move there, so the "
         "mask's objective has next to no slope and the features that move the prediction "
         "less than the model's margin tie, ordered by noise; explain the scores divided "
         "by a temperature that brings the probability away from 0 and 1 "
         "(forward_func=lambda *args: model(*args) / T) or, for a model that returns "
-        "probabilities, its logits",
-        UserWarning,
-        stacklevel=stacklevel + 1,
+        "probabilities, its logits"
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, List, Optional, Type
 
 import pytest
 import torch
-from captum.attr import IntegratedGradients, LayerIntegratedGradients
+from captum.attr import IntegratedGradients, LayerIntegratedGradients, NoiseTunnel
 from torch import nn
 
 from captum_maskopt import LayerMaskOptimization, MaskOptimization
@@ -816,6 +816,20 @@ def test_one_value_per_example_inside_0_1_is_warned_about(kind):
         _explainer(kind, nn.Sequential(*logits, nn.Sigmoid()).eval()).attribute(
             x, n_steps=N_STEPS, probability="identity"
         )
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "NoiseTunnel"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_warnings_point_at_the_callers_line_however_deep_the_call(kind, wrapped):
+    torch.manual_seed(0)
+    in_training = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.1), nn.Linear(6, 3)).train()
+    explainer = _explainer(kind, in_training)
+    if wrapped:
+        explainer = NoiseTunnel(explainer)
+    extra = {"nt_samples": 2} if wrapped else {}
+    with pytest.warns(UserWarning, match=r"training mode \(Dropout\)") as caught:
+        explainer.attribute(_x(), target=0, n_steps=N_STEPS, **extra)
+    assert {w.filename for w in caught if "training mode" in str(w.message)} == {__file__}
 
 
 def _confident_linear(scale: float) -> nn.Module:

@@ -1,6 +1,7 @@
 """Behaviour of MaskOptimization: what it finds, batch independence, and the caller's
 state left as it was."""
 
+import functools
 import warnings
 
 import pytest
@@ -657,6 +658,51 @@ def test_a_layer_call_on_a_model_in_training_mode_gets_its_running_statistics_ba
     with pytest.warns(UserWarning, match="training mode"):
         LayerMaskOptimization(model, model[1]).attribute(torch.rand(4, 6), target=1, n_steps=5)
     _assert_same_state(model, before)
+
+
+_BATCH_NORM_NET = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+
+
+def _global_forward(x):
+    return _BATCH_NORM_NET(x)
+
+
+class _Holder:
+    """A callable object that holds the model, as a pipeline or an explainer does."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, x):
+        return self.model(x)
+
+    def logits(self, x):
+        return self.model(x)
+
+
+FORWARD_FUNCTIONS = {
+    "lambda": lambda model: (lambda x: model(x)),
+    "global function": lambda model: _global_forward,
+    "partial": lambda model: functools.partial(lambda m, x: m(x), model),
+    "callable object": _Holder,
+    "bound method of an object": lambda model: _Holder(model).logits,
+}
+
+
+@pytest.mark.parametrize("wrapping", FORWARD_FUNCTIONS, ids=list(FORWARD_FUNCTIONS))
+def test_a_function_that_runs_a_model_in_training_mode_gets_the_models_guard(wrapping):
+    # Captum users often pass a function, e.g. forward(ids, mask) -> model(...).logits:
+    # the model it runs is warned about and its running statistics are put back.
+    torch.manual_seed(0)
+    model = _BATCH_NORM_NET.train()
+    model(torch.rand(8, 6))
+    before = _state(model)
+    with pytest.warns(UserWarning, match=r"training mode \(BatchNorm1d\)"):
+        MaskOptimization(FORWARD_FUNCTIONS[wrapping](model)).attribute(torch.rand(4, 6), target=1, n_steps=5)
+    _assert_same_state(model, before)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MaskOptimization(FORWARD_FUNCTIONS[wrapping](model.eval())).attribute(torch.rand(4, 6), target=1, n_steps=5)
 
 
 def test_tuple_inputs_and_additional_forward_args(mlp):

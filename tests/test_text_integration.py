@@ -289,6 +289,15 @@ def test_a_model_without_a_config_gets_its_class_count_from_its_output(tokenizer
         explainer.class_index(2, "--target")
 
 
+def test_a_warning_from_explain_points_at_the_callers_line(tokenizer):
+    # _BagOfWords is not in eval mode, and defined outside torch.nn: it may compute
+    # otherwise in training mode, which the call warns about.
+    explainer = TextExplainer(_BagOfWords(tokenizer), tokenizer)
+    with pytest.warns(UserWarning, match="training mode") as caught:
+        explainer.explain(["a great film"], n_steps=2)
+    assert {w.filename for w in caught if "training mode" in str(w.message)} == {__file__}
+
+
 def test_windows_cover_every_word_with_one_id(model, tokenizer):
     explainer = TextExplainer(model, tokenizer, max_length=8, window_overlap=2)
     encoding = explainer.encode(["Great film!", LONG], windows=True)

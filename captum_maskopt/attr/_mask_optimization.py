@@ -326,5 +326,5 @@ class MaskOptimization(PerturbationAttribution):
                 records.append(record)
         if saturated_examples:
             # Counted from here: attribute, its log_usage wrapper, the caller.
-            warn_of_saturation(saturated_examples, stacklevel=4)
+            warn_of_saturation(saturated_examples)
         return masks_to_attributions(results, problem.masked), OptimizationRecord.concatenate(records)

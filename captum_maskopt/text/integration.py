@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from captum_maskopt.attr import LayerMaskOptimization, LayerSwitch, MaskOptimization
+from captum_maskopt.formatting import warn_caller
 from captum_maskopt.tables import InputError
 
 __all__ = [
@@ -487,9 +488,9 @@ class TextExplainer:
             return_overflowing_tokens=windows, stride=self.window_overlap if windows else 0,
         )
         if not windows and any(e.overflowing for e in batch.encodings):
-            warnings.warn(
+            warn_caller(
                 f"texts longer than max_length={self.max_length} tokens are truncated; "
-                "explain() cuts them into windows instead", stacklevel=2,
+                "explain() cuts them into windows instead"
             )
         rows, length = batch["input_ids"].shape
         text_of_row = batch["overflow_to_sample_mapping"].tolist() if windows else list(range(rows))
