@@ -744,6 +744,20 @@ def test_layer_that_is_not_a_module(mlp):
         LayerMaskOptimization(mlp, lambda t: t)
 
 
+def test_multiply_by_inputs_is_taken_as_captum_spells_it(mlp):
+    # IntegratedGradients(model, multiply_by_inputs=False) swaps in unchanged; True has
+    # no meaning for mask values, and says so.
+    x = _x()
+    plain = MaskOptimization(mlp).attribute(x, target=0, n_steps=N_STEPS)
+    local = MaskOptimization(mlp, multiply_by_inputs=False).attribute(x, target=0, n_steps=N_STEPS)
+    assert torch.equal(plain, local)
+    LayerMaskOptimization(mlp, mlp[0], None, False).attribute(x, target=0, n_steps=N_STEPS)
+    for make in (lambda: MaskOptimization(mlp, multiply_by_inputs=True),
+                 lambda: LayerMaskOptimization(mlp, mlp[0], multiply_by_inputs=True)):
+        with pytest.raises(TypeError, match=r"multiply_by_inputs=True: .*not gradients"):
+            make()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("value", [1, "yes", None])
 def test_path_average_must_be_a_bool(kind, value, mlp):

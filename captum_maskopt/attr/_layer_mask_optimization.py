@@ -10,7 +10,7 @@ from captum.log import log_usage
 from torch import Tensor, nn
 
 from captum_maskopt.attr._layer_switch import LayerSwitch, LayerSwitches
-from captum_maskopt.attr._mask_optimization import MaskOptimization, _Problem, settings_of
+from captum_maskopt.attr._mask_optimization import MaskOptimization, _Problem, check_multiply_by_inputs, settings_of
 from captum_maskopt.baselines import format_baselines
 from captum_maskopt.features import checked_feature_mask
 from captum_maskopt.formatting import (
@@ -74,6 +74,7 @@ class LayerMaskOptimization(LayerAttribution):
         forward_func: Callable[..., Tensor],
         layer: Union[nn.Module, List[nn.Module]],
         device_ids: Optional[List[int]] = None,
+        multiply_by_inputs: bool = False,
     ) -> None:
         r"""
         Args:
@@ -91,7 +92,12 @@ class LayerMaskOptimization(LayerAttribution):
                         ``forward_func``, so that each replica receives its chunk of
                         the masked views; taken from ``forward_func`` when it is a
                         ``DataParallel`` module. Default: None
+            multiply_by_inputs (bool, optional): ``False`` only, as in
+                        :class:`MaskOptimization`: the attributions are mask values,
+                        not gradients to scale by the layer's activations. Default:
+                        False
         """
+        check_multiply_by_inputs(multiply_by_inputs)
         layers = layer if isinstance(layer, list) else [layer]
         if isinstance(layer, (tuple, set)) or not layers:
             raise TypeError(

@@ -72,6 +72,17 @@ def settings_of(problem: _Problem, settings: SettingsChoice, **overrides: Any) -
     return resolve_settings(settings, image=image, **overrides)
 
 
+def check_multiply_by_inputs(multiply_by_inputs: Any) -> None:
+    """Accept Captum's ``multiply_by_inputs`` keyword where it means what the method
+    does (``False``); refuse ``True`` with the reason."""
+    if multiply_by_inputs is not False:
+        raise TypeError(
+            f"multiply_by_inputs={multiply_by_inputs!r}: mask optimization's attributions "
+            "are the optimized mask's values (in [0, 1]), not gradients that could be "
+            "multiplied by (inputs - baselines); leave it False"
+        )
+
+
 class MaskOptimization(PerturbationAttribution):
     r"""
     Input mask optimization (Brinner & Zarrieß, Findings of ACL 2023).
@@ -108,13 +119,19 @@ class MaskOptimization(PerturbationAttribution):
         >>> attributions = MaskOptimization(model).attribute(images, target=labels)
     """
 
-    def __init__(self, forward_func: Callable[..., Tensor]) -> None:
+    def __init__(self, forward_func: Callable[..., Tensor], multiply_by_inputs: bool = False) -> None:
         r"""
         Args:
             forward_func (Callable or torch.nn.Module): the model or any function that
                         maps the inputs (and ``additional_forward_args``) to class
                         scores, batch in dimension 0.
+            multiply_by_inputs (bool, optional): accepted as ``False`` only, so that
+                        ``IntegratedGradients(model, multiply_by_inputs=False)`` can be
+                        swapped for this class: the attributions are mask values, with
+                        no gradient to scale by the inputs (``True`` raises a
+                        ``TypeError`` saying so). Default: False
         """
+        check_multiply_by_inputs(multiply_by_inputs)
         PerturbationAttribution.__init__(self, forward_func)
 
     @property
