@@ -5,7 +5,7 @@ import torch
 from captum.attr import LayerIntegratedGradients
 from torch import nn
 
-from captum_maskopt import LayerMaskOptimization
+from captum_maskopt import LayerMaskOptimization, MaskOptimization
 
 transformers = pytest.importorskip("transformers")
 
@@ -248,6 +248,24 @@ def test_torchscript_model_after_an_eager_layer(compile_with):
 
     attributions = LayerMaskOptimization(forward, model.embedding).attribute(ids, baselines=0, target=1)
     assert attributions[0, :, 0].argmax().item() == 2
+
+
+def test_a_torch_compiled_model_gets_its_layer_hooks_through_its_uncompiled_module():
+    # Graphs that torch.compile cached before the hooks existed skip them (here: those
+    # compiled for MaskOptimization's views); Captum's LayerIntegratedGradients then
+    # fails with "Forward hook did not obtain any outputs". The layer form runs the
+    # uncompiled module, and says so.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)).eval()
+    x = torch.randn(4, 8)
+    expected = LayerMaskOptimization(model, model[0]).attribute(x, target=0, n_steps=5)
+    compiled = torch.compile(model, backend="eager")
+    MaskOptimization(compiled).attribute(x, target=0, n_steps=5)
+    with pytest.warns(UserWarning, match=r"compiled by torch\.compile.*forward_func\._orig_mod") as caught:
+        attributions = LayerMaskOptimization(compiled, model[0]).attribute(x, target=0, n_steps=5)
+    assert {w.filename for w in caught if "torch.compile" in str(w.message)} == {__file__}
+    torch.testing.assert_close(attributions, expected, rtol=0, atol=1e-6)
+    assert _no_hooks(model)
 
 
 def test_script_module_layer_is_refused_clearly():

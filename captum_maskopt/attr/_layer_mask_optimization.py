@@ -3,7 +3,7 @@ whose inputs cannot be interpolated, such as token ids."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union, cast
 
 from captum.attr import LayerAttribution
 from captum.log import log_usage
@@ -21,6 +21,7 @@ from captum_maskopt.formatting import (
     format_feature_mask,
     format_pinned,
     format_tensor_tuple,
+    warn_caller,
 )
 from captum_maskopt.guard import preserved_caller_state
 from captum_maskopt.optimization import OptimizationRecord
@@ -205,18 +206,19 @@ class LayerMaskOptimization(LayerAttribution):
         n = check_inputs(inputs_tuple, "inputs", floating=False)
         baseline_list = format_baselines(baselines, inputs_tuple)
         args = format_additional_forward_args(additional_forward_args, n)
+        forward_func = _uncompiled(self.forward_func)
         layers = self.layer if isinstance(self.layer, list) else [self.layer]
         switches = LayerSwitches(layers, _layer_names(self.layer), attribute_to_layer_input, self.device_ids)
         try:
-            with preserved_caller_state(self.forward_func):
-                _, masked = switches.record(lambda: self.forward_func(*inputs_tuple, *args))
+            with preserved_caller_state(forward_func):
+                _, masked = switches.record(lambda: forward_func(*inputs_tuple, *args))
                 for switch, part in zip(switches.switches, switches.split(masked)):
                     self._check_layer_tensors(part, n, switch.name, attribute_to_layer_input)
-                switches.check_independent(lambda: self.forward_func(*inputs_tuple, *args), masked)
+                switches.check_independent(lambda: forward_func(*inputs_tuple, *args), masked)
                 layer_baselines = []
                 for baseline in baseline_list:
                     full = tuple(b.expand_as(x) for b, x in zip(baseline, inputs_tuple))
-                    layer_baselines.append(switches.record(lambda: self.forward_func(*full, *args))[1])
+                    layer_baselines.append(switches.record(lambda: forward_func(*full, *args))[1])
                 masks = format_feature_mask(feature_mask, masked)
                 if masks is not None:
                     masks = checked_feature_mask(masks, masked)
@@ -230,7 +232,7 @@ class LayerMaskOptimization(LayerAttribution):
                 )
                 chosen = settings_of(problem, settings, n_steps=n_steps, **setting_overrides)
                 attributions, record = MaskOptimization(
-                    switches.substituting(self.forward_func)
+                    switches.substituting(forward_func)
                 )._attribute_problem(
                     problem, chosen, internal_batch_size, show_progress, "LayerMaskOptimization"
                 )
@@ -263,6 +265,22 @@ class LayerMaskOptimization(LayerAttribution):
                     f"{name}'s {where} tensor {i} has shape {tuple(t.shape)}; expected the "
                     f"batch size {n} in dim 0"
                 )
+
+
+def _uncompiled(forward_func: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """The module that ``torch.compile`` wrapped, where ``forward_func`` is one: a
+    compiled graph cached before the layer's hooks were registered runs without them
+    (the hooks are not among its guards), which would leave the layer unrecorded or,
+    worse, the views unfed."""
+    original = getattr(forward_func, "_orig_mod", None)
+    if isinstance(forward_func, nn.Module) and isinstance(original, nn.Module):
+        warn_caller(
+            "forward_func is compiled by torch.compile, whose cached graphs can skip the "
+            "hooks that feed the layer's views: the call runs the uncompiled module "
+            "(forward_func._orig_mod); pass it yourself to silence this"
+        )
+        return cast(Callable[..., Tensor], original)
+    return forward_func
 
 
 def _layer_names(layer: Union[nn.Module, List[nn.Module]]) -> List[str]:
