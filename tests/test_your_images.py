@@ -66,6 +66,33 @@ def test_image_files_lists_folders_and_files(image_folder, tmp_path):
         image_files([tmp_path])
 
 
+def test_photos_are_read_as_a_viewer_shows_them(tmp_path):
+    # A 16-bit grey photo (PIL's convert("RGB") clips it at 255: all white) and a photo
+    # stored sideways with an EXIF orientation (a phone's portrait) give the model what
+    # their 8-bit, upright versions give.
+    from PIL import Image
+
+    from captum_maskopt.vision.files import read_image
+    from captum_maskopt.vision.models import preprocess
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, size=(40, 60), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey8.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "grey16.png")
+    assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
+    torch.testing.assert_close(
+        read_image(tmp_path / "grey16.png", preprocess), read_image(tmp_path / "grey8.png", preprocess)
+    )
+    upright = rng.integers(0, 256, size=(60, 40, 3), dtype=np.uint8)
+    Image.fromarray(upright).save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn 90 degrees clockwise to show
+    Image.fromarray(np.rot90(upright).copy()).save(tmp_path / "sideways.png", exif=exif)
+    torch.testing.assert_close(
+        read_image(tmp_path / "sideways.png", preprocess), read_image(tmp_path / "upright.png", preprocess)
+    )
+
+
 def test_explain_image_command_writes_rows_masks_and_overlays(image_folder, tmp_path, capsys):
     model_file, photos = image_folder
     out, overlays = tmp_path / "out.jsonl", tmp_path / "overlays"

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor, nn
 
 from captum_maskopt.settings import resolve_settings
@@ -219,9 +219,32 @@ def read_image(path: Path, preprocess: Callable[[Image.Image], Tensor]) -> Tenso
     """
     try:
         with Image.open(path) as image:
-            return preprocess(image.convert("RGB"))
+            return preprocess(_as_shown(image))
     except (OSError, ValueError) as error:
         raise InputError(f"cannot read {path.name}: {error}") from None
+
+
+#: Grey modes of more than 8 bits, which PIL's ``convert("RGB")`` clips at 255 (a
+#: 16-bit photo turns white) rather than scales.
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _as_shown(image: Image.Image) -> Image.Image:
+    """``image`` in RGB as a viewer shows it: turned by its EXIF orientation (a phone's
+    portrait photo), and a grey image of more than 8 bits scaled to 8: 16-bit modes
+    by 65535/255, 32-bit integer and float ones by the largest range their values fit
+    (1, 255, 65535, or their maximum)."""
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode not in _WIDE_GREY_MODES:
+        return image.convert("RGB")
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        top = 65535.0
+    else:
+        largest = float(values.max()) if values.size else 0.0
+        top = next((limit for limit in (1.0, 255.0, 65535.0) if largest <= limit), largest)
+    grey = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
 
 
 def explain_images(
