@@ -206,6 +206,28 @@ def test_layers_that_feed_one_another_or_repeat_are_refused_clearly():
         LayerMaskOptimization(model, [model.title, "body"])
 
 
+class _DropoutBranches(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.drop = nn.Dropout(0.5)
+        self.left = nn.Linear(4, 3)
+        self.right = nn.Linear(4, 3)
+
+    def forward(self, x, y):
+        return self.left(self.drop(x)) + self.right(self.drop(y))
+
+
+def test_independent_layers_of_a_model_in_training_mode_are_not_taken_for_dependent():
+    # Dropout draws anew in every pass: the check's passes start from one random state,
+    # so that a draw is not taken for a dependence between the two branches.
+    model = _DropoutBranches().train()
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    with pytest.warns(UserWarning, match=r"training mode"):
+        left, right = LayerMaskOptimization(model, [model.left, model.right]).attribute((x, y), target=0, n_steps=3)
+    assert left.shape == right.shape == (3, 3)
+
+
 class _LstmClassifier(nn.Module):
     def __init__(self):
         super().__init__()

@@ -214,7 +214,7 @@ class LayerMaskOptimization(LayerAttribution):
                 _, masked = switches.record(lambda: forward_func(*inputs_tuple, *args))
                 for switch, part in zip(switches.switches, switches.split(masked)):
                     self._check_layer_tensors(part, n, switch.name, attribute_to_layer_input)
-                switches.check_independent(lambda: forward_func(*inputs_tuple, *args), masked)
+                switches.check_independent(lambda: forward_func(*inputs_tuple, *args))
                 layer_baselines = []
                 for baseline in baseline_list:
                     full = tuple(b.expand_as(x) for b, x in zip(baseline, inputs_tuple))

@@ -172,8 +172,10 @@ class LayerSwitches:
         except BaseException:
             self.remove()
             raise
-        # Tensors per layer, known once a recording has run.
+        # Tensors per layer and the CUDA devices they are on (whose random states the
+        # independence check forks), known once a recording has run.
         self.counts: List[int] = []
+        self.cuda_devices: List[int] = []
 
     def remove(self) -> None:
         for switch in self.switches:
@@ -188,7 +190,9 @@ class LayerSwitches:
             output = run()
         parts = [switch.recorded_tensors() for switch in self.switches]
         self.counts = [len(part) for part in parts]
-        return output, tuple(t for part in parts for t in part)
+        tensors = tuple(t for part in parts for t in part)
+        self.cuda_devices = sorted({t.device.index for t in tensors if t.is_cuda and t.device.index is not None})
+        return output, tensors
 
     def split(self, tensors: Sequence[Any]) -> List[Tuple[Any, ...]]:
         """``tensors`` laid out as :meth:`record` returns them, per layer."""
@@ -215,26 +219,21 @@ class LayerSwitches:
 
         return forward
 
-    def check_independent(self, run: Callable[[], Any], recorded: Tuple[Tensor, ...]) -> None:
+    def check_independent(self, run: Callable[[], Any]) -> None:
         """Raise a ``ValueError`` where one layer's tensors are computed from another's:
-        each layer's ``recorded`` tensors are shifted in turn (one forward pass each,
-        none for a single layer) and the others must record what they recorded."""
+        each layer's tensors are shifted in turn and the others must record what they
+        record without the shift (one forward pass more than the layers, none for a
+        single layer). Every pass starts from the same random state, so that dropout in
+        a model in training mode draws alike and is not taken for a dependence."""
         if len(self.switches) < 2:
             return
-        parts = self.split(recorded)
+        self._record_pass(run, None)
+        reference = [switch.recorded_tensors() for switch in self.switches]
         for changed, switch in enumerate(self.switches):
-            for other in self.switches:
-                other.replacement = None
-                other.start_recording()
             # Any change would do; a shift keeps finite values finite.
-            switch.replacement = tuple(t + 1 for t in parts[changed])
-            try:
-                with torch.no_grad():
-                    run()
-            finally:
-                switch.replacement = None
+            self._record_pass(run, (switch, tuple(t + 1 for t in reference[changed])))
             for position, other in enumerate(self.switches):
-                if position != changed and not _same(other.recorded, parts[position]):
+                if position != changed and not _same(other.recorded, reference[position]):
                     raise ValueError(
                         f"{other.name} is computed from {switch.name}'s tensors (it changes "
                         f"when they change): a view replaces both, so {other.name}'s "
@@ -242,8 +241,26 @@ class LayerSwitches:
                         "not feed one another (as LayerIntegratedGradients requires)"
                     )
 
+    def _record_pass(
+        self, run: Callable[[], Any], replaced: Optional[Tuple[LayerSwitch, Tuple[Tensor, ...]]]
+    ) -> None:
+        """One pass of ``run`` that records every layer's tensors, with one switch's
+        tensors ``replaced``, from the random state of the call (which it leaves as it
+        was)."""
+        for switch in self.switches:
+            switch.replacement = None
+            switch.start_recording()
+        with torch.random.fork_rng(devices=self.cuda_devices), torch.no_grad():
+            if replaced is not None:
+                replaced[0].replacement = replaced[1]
+            try:
+                run()
+            finally:
+                if replaced is not None:
+                    replaced[0].replacement = None
 
-def _same(now: Optional[Tuple[Tensor, ...]], before: Tuple[Any, ...]) -> bool:
+
+def _same(now: Optional[Tuple[Tensor, ...]], before: Tuple[Tensor, ...]) -> bool:
     """Whether a layer recorded the same tensors again (to float rounding, which a
     device's kernels may vary from pass to pass)."""
     if now is None or len(now) != len(before):
