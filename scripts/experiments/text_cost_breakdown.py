@@ -9,7 +9,9 @@ padded length) per snippet::
         [--methods MaskOptimization,LayerMaskOptimization]
 
 It printed that the token-level call reads more padded positions than the word-level
-one, which splits a batch into runs of similar lengths (see ``README.md``).
+one, which splits a batch into runs of similar lengths, and where the token-level
+call's views go: the optimization steps, each band reading and the swaps at the cuts
+(see ``README.md``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,31 @@ def main() -> None:
             phase["now"] = "steps"
 
     optimization._band_readings = timed_readings  # type: ignore[assignment]
+    # The readings one by one (each a pass of _banded_level_effects) and the swaps at
+    # the cuts after them, counted apart from the optimization steps.
+    level_effects = optimization._banded_level_effects
+    exchanged = optimization._exchanged_at_cuts
+    readings_so_far = [0]
+
+    def counted_reading(*given: Any) -> torch.Tensor:
+        readings_so_far[0] += 1
+        phase["now"] = f"reading {(readings_so_far[0] - 1) % optimization.BAND_READINGS + 1}"
+        try:
+            result: torch.Tensor = level_effects(*given)
+            return result
+        finally:
+            phase["now"] = "readings"
+
+    def counted_exchanges(*given: Any) -> torch.Tensor:
+        phase["now"] = "exchanges"
+        try:
+            result: torch.Tensor = exchanged(*given)
+            return result
+        finally:
+            phase["now"] = "steps"
+
+    optimization._banded_level_effects = counted_reading  # type: ignore[assignment]
+    optimization._exchanged_at_cuts = counted_exchanges  # type: ignore[assignment]
     explainer = TextExplainer(*load_sentiment_classifier())
     passes: Dict[str, List[int]] = {}
 
@@ -66,6 +93,7 @@ def main() -> None:
     n = len(texts)
     for name in names:
         passes.clear()
+        readings_so_far[0] = 0
         reading_seconds[0] = 0.0
         seconds = 0.0
         for start in range(0, n, 8):
