@@ -311,10 +311,10 @@ class MaskOptimizationSettings:
     def with_overrides(self, **overrides: Any) -> "MaskOptimizationSettings":
         """A copy with some fields changed; an unknown name raises ``TypeError``, and
         Captum's keywords that mean nothing here say why."""
-        for name, reason in _WITHOUT_MEANING.items():
+        for name, (harmless, reason) in _WITHOUT_MEANING.items():
             if name in overrides:
                 value = overrides.pop(name)
-                if not (name == "return_convergence_delta" and value is False):
+                if value is not harmless:
                     raise TypeError(f"{name}={value!r}: {reason}")
         unknown = sorted(set(overrides) - set(SETTING_NAMES))
         if unknown:
@@ -355,15 +355,18 @@ class MaskOptimizationSettings:
         return max(1, min(DEFAULT_CELL_SIZE, min(grid) // MIN_CELLS_PER_SIDE))
 
 
-#: Keywords of Captum's IntegratedGradients that have no meaning for mask
-#: optimization, and why; ``return_convergence_delta=False`` is accepted.
-_WITHOUT_MEANING = {
-    "return_convergence_delta": "mask optimization has no convergence delta (it "
+#: Keywords of Captum's IntegratedGradients and LayerIntegratedGradients that have no
+#: meaning for mask optimization: the value accepted because it asks for nothing, and
+#: why any other is refused.
+_WITHOUT_MEANING: Dict[str, Tuple[Any, str]] = {
+    "return_convergence_delta": (False, "mask optimization has no convergence delta (it "
     "approximates no integral whose completeness could be checked); "
     "return_record=True gives each example's steps, convergence and final "
-    "probabilities instead",
-    "method": "mask optimization integrates along no path, so it has no integration "
-    "method; n_steps bounds its optimization steps",
+    "probabilities instead"),
+    "method": (None, "mask optimization integrates along no path, so it has no integration "
+    "method; n_steps bounds its optimization steps"),
+    "grad_kwargs": (None, "mask optimization takes its gradients with respect to its own "
+    "mask parameters only, with no keywords to pass to torch.autograd.grad"),
 }
 
 SETTING_NAMES: Tuple[str, ...] = tuple(f.name for f in dataclasses.fields(MaskOptimizationSettings))

@@ -896,6 +896,14 @@ def test_integrated_gradients_keywords_say_why_they_mean_nothing(kind, mlp):
         TypeError, r"method='gausslegendre': mask optimization integrates along no path",
         mlp, x, layer=mlp[0],
     )
+    # LayerIntegratedGradients' grad_kwargs: None asks for nothing; keywords for
+    # torch.autograd.grad have nowhere to go.
+    assert torch.equal(explainer.attribute(x, target=0, n_steps=N_STEPS, grad_kwargs=None), plain)
+    assert_rejected(
+        lambda: explainer.attribute(x, target=0, n_steps=N_STEPS, grad_kwargs={"retain_graph": True}),
+        TypeError, r"grad_kwargs=\{'retain_graph': True\}: mask optimization takes its gradients",
+        mlp, x, layer=mlp[0],
+    )
 
 
 def test_half_precision_is_optimized_in_float32_and_returned_in_the_inputs_dtype(mlp):

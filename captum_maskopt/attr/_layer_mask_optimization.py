@@ -185,7 +185,8 @@ class LayerMaskOptimization(LayerAttribution):
                         at a time; the layer's tensors are recorded for the whole
                         batch in one pass without gradients. Default: None
             return_record (bool, optional): also return the
-                        :class:`~captum_maskopt.OptimizationRecord`. Default: False
+                        :class:`~captum_maskopt.OptimizationRecord` (not under
+                        ``NoiseTunnel``, which averages tensors only). Default: False
             show_progress (bool, optional): show a progress bar. Default: False
             **setting_overrides: any setting by name, as in
                         :meth:`MaskOptimization.attribute`; listed below.

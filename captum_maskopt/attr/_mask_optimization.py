@@ -217,7 +217,8 @@ class MaskOptimization(PerturbationAttribution):
             return_record (bool, optional): also return an
                         :class:`~captum_maskopt.OptimizationRecord` with each
                         example's steps, keep/remove target probabilities and kept
-                        fraction. Default: False
+                        fraction (not under ``NoiseTunnel``, which averages tensors
+                        only). Default: False
             show_progress (bool, optional): show a progress bar over the steps.
                         Default: False
             **setting_overrides: any setting of
