@@ -20,6 +20,8 @@ __all__ = ["preserved_caller_state", "progress_bar"]
 #: How many references away from ``forward_func`` its modules are looked for: a
 #: function that calls a global ``model``, a bound method of an object that holds one.
 _SEARCH_DEPTH = 3
+#: Sequences and objects with more entries than this are not searched (a vocabulary).
+_MAX_HELD = 64
 
 
 def _modules_of(forward_func: Callable[..., Any]) -> List[nn.Module]:
@@ -63,10 +65,6 @@ def _references(value: Any) -> List[Any]:
     # An object that holds the model: a callable wrapper, a TextExplainer.
     attributes = vars(value)
     return list(attributes.values()) if len(attributes) <= _MAX_HELD else []
-
-
-#: Sequences and objects with more entries than this are not searched (a vocabulary).
-_MAX_HELD = 64
 
 
 def _filled(cell: Any) -> bool:
