@@ -99,12 +99,10 @@ class LayerMaskOptimization(LayerAttribution):
                         False
         """
         check_multiply_by_inputs(multiply_by_inputs)
+        if not (isinstance(layer, nn.Module) or (isinstance(layer, list) and layer)):
+            got = "an empty list" if isinstance(layer, list) else type(layer).__name__
+            raise TypeError(f"layer must be a torch.nn.Module or a non-empty list of them, got {got}")
         layers = layer if isinstance(layer, list) else [layer]
-        if isinstance(layer, (tuple, set)) or not layers:
-            raise TypeError(
-                "layer must be a torch.nn.Module or a non-empty list of them, got "
-                + ("an empty list" if isinstance(layer, list) else type(layer).__name__)
-            )
         names = _layer_names(layer)
         for one, name in zip(layers, names):
             device_ids = LayerSwitch.check_layer(one, forward_func, device_ids, name)

@@ -343,6 +343,5 @@ class MaskOptimization(PerturbationAttribution):
                 results.append((mask, groups))
                 records.append(record)
         if saturated_examples:
-            # Counted from here: attribute, its log_usage wrapper, the caller.
             warn_of_saturation(saturated_examples)
         return masks_to_attributions(results, problem.masked), OptimizationRecord.concatenate(records)
