@@ -351,6 +351,60 @@ def test_long_text_is_explained_over_windows(tokenizer):
     assert result.probability == pytest.approx(float(explainer.predict(encoding)[0, 1]))
 
 
+def test_a_long_texts_views_run_each_distinct_window_once(model, tokenizer, monkeypatch):
+    # The final ranking's views differ from one another in a word or two, so most
+    # windows of a long text recur unchanged: without gradients each distinct window
+    # is run once per call, a shorter text's all-padding windows never and a short
+    # last window without the others' padding, with the word scores of running every
+    # window of every view.
+    from captum_maskopt.text import integration
+
+    texts = [LONG + ", a great film and a dull plot", "Great film, a dull plot!"]
+    explainer = TextExplainer(model, tokenizer, max_length=8, window_overlap=2)
+    encoding = explainer.encode(texts, windows=True)
+    assert encoding.input_ids.shape[1] > 2 and not encoding.attention_mask[1, -1].any()
+    # One run for both texts, so the shorter one has windows of padding in it.
+    monkeypatch.setattr(integration, "_RUN_COST_POSITIONS", 10**12)
+    views = []
+
+    def record_view(module, args, kwargs):
+        ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
+        # The views run the model on pad ids with the embeddings substituted.
+        if bool((ids == tokenizer.pad_token_id).all()):
+            views.append([torch.is_grad_enabled(), mask.clone(), None])
+
+    def record_embeddings(module, args, kwargs):
+        if views and views[-1][2] is None:
+            views[-1][2] = (args[0] if args else kwargs["hidden_states"]).detach().clone()
+
+    hooks = [model.register_forward_pre_hook(record_view, with_kwargs=True),
+             model.bert.encoder.register_forward_pre_hook(record_embeddings, with_kwargs=True)]
+    try:
+        scores = [r.scores for r in explainer.explain(texts, n_steps=12, seed=1)]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    # The first pass on pad ids records the baselines' embeddings, for every window.
+    views = views[1:]
+    assert views and all(embedded is not None for _, _, embedded in views)
+    assert all(bool(mask.any(-1).all()) for _, mask, _ in views)
+    # Each pass is as long as its longest window: the last window's padding is not run.
+    assert all(bool(mask[:, -1].any()) for _, mask, _ in views)
+    without_gradients = [
+        (embedded[row].numpy().tobytes(), mask[row].numpy().tobytes())
+        for grad, mask, embedded in views if not grad for row in range(mask.shape[0])
+    ]
+    assert len(without_gradients) > 100
+    assert len(set(without_gradients)) == len(without_gradients)
+
+    def every_window(self, values, attention_mask):
+        return self._forward(values, attention_mask)
+
+    monkeypatch.setattr(integration._WindowLogits, "__call__", every_window)
+    for once, every in zip(scores, (r.scores for r in explainer.explain(texts, n_steps=12, seed=1))):
+        torch.testing.assert_close(once, every, atol=1e-6, rtol=0)
+
+
 def test_bad_window_settings(model, tokenizer):
     with pytest.raises(ValueError, match="window_overlap"):
         TextExplainer(model, tokenizer, max_length=8, window_overlap=6)

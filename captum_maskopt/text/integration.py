@@ -20,6 +20,7 @@ compared on identical words.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -265,6 +266,75 @@ def _length_chunks(windows: Sequence[int], longest: Sequence[int]) -> List[List[
         runs.append(sorted(order[start[end]:end]))
         end = start[end]
     return runs[::-1]
+
+
+class _WindowLogits:
+    """The model's logits of windows ``(R, T, D)`` (with their attention masks ``(R,
+    T)``) as ``(R, C)``, for the views of one windowed call. The final ranking reads
+    hard rationales that differ from one another in a word or two, so most of a long
+    text's windows recur unchanged from view to view: a window read without gradients
+    whose embeddings and attention mask were read before is not run again (rerunning
+    them made the seconds grow with the words times the windows). All-padding windows
+    (a shorter text's, in a batch with a longer one) are not run and get zeros, which
+    :func:`_mean_over_windows` leaves out, and a text's last window, shorter than the
+    others, is run without their padding."""
+
+    def __init__(self, forward: Callable[[Tensor, Tensor], Tensor]) -> None:
+        self._forward = forward
+        self._known: Dict[bytes, Tensor] = {}
+
+    def __call__(self, values: Tensor, attention_mask: Tensor) -> Tensor:
+        used = attention_mask.any(-1).nonzero().squeeze(1)
+        if used.numel() == 0:
+            return self._forward(values, attention_mask)
+        if values.requires_grad:
+            # The optimization's soft views: new at every step, and differentiated.
+            return self._scattered(values.shape[0], used, self._run(values, attention_mask, used))
+        keys = self._keys(values[used], attention_mask[used])
+        fresh: Dict[bytes, int] = {}
+        for row, key in zip(used.tolist(), keys):
+            if key not in self._known:
+                fresh.setdefault(key, row)
+        if fresh:
+            rows = torch.tensor(list(fresh.values()), device=values.device)
+            computed = self._run(values, attention_mask, rows)
+            self._known.update(zip(fresh, computed.detach()))
+        return self._scattered(values.shape[0], used, torch.stack([self._known[key] for key in keys]))
+
+    def _run(self, values: Tensor, attention_mask: Tensor, rows: Tensor) -> Tensor:
+        """The model's logits of the windows ``rows``, in that order: on the CPU in
+        runs of similar lengths (:func:`_length_chunks`, as :meth:`TextExplainer.explain`
+        runs texts), each without the padding that all its windows end with."""
+        positions = torch.arange(1, attention_mask.shape[1] + 1, device=attention_mask.device)
+        lengths = ((attention_mask[rows] != 0) * positions).amax(-1).tolist()
+        if values.device.type == "cpu":
+            runs = _length_chunks([1] * len(lengths), lengths)
+        else:
+            # On an accelerator padding costs next to nothing until the batch fills it.
+            runs = [list(range(len(lengths)))]
+        order, logits = [], []
+        for run in runs:
+            width = max(lengths[i] for i in run)
+            chosen = rows[torch.tensor(run, device=rows.device)]
+            logits.append(self._forward(values[chosen, :width], attention_mask[chosen, :width]))
+            order += run
+        result = torch.cat(logits)
+        return result if order == sorted(order) else result[torch.tensor(order).argsort().to(result.device)]
+
+    @staticmethod
+    def _scattered(n_rows: int, rows: Tensor, logits: Tensor) -> Tensor:
+        """``logits`` of ``rows`` placed in ``(n_rows, C)`` zeros."""
+        return logits.new_zeros(n_rows, logits.shape[-1]).index_put((rows,), logits)
+
+    @staticmethod
+    def _keys(values: Tensor, attention_mask: Tensor) -> List[bytes]:
+        """A digest of each window's bytes: its embeddings and its attention mask."""
+        content = values.detach().contiguous().cpu().view(torch.uint8).reshape(values.shape[0], -1).numpy()
+        masks = attention_mask.contiguous().cpu().view(torch.uint8).reshape(values.shape[0], -1).numpy()
+        return [
+            hashlib.blake2b(window.tobytes() + mask.tobytes(), digest_size=16).digest()
+            for window, mask in zip(content, masks)
+        ]
 
 
 def _single_window(encoding: TextEncoding) -> TextEncoding:
@@ -669,9 +739,10 @@ class TextExplainer:
             encoding.word_spans,
         )
         with self.embedding_space(flat) as space:
+            window_logits = _WindowLogits(space.forward)
 
             def masked_forward(values: Tensor, attention_mask: Tensor) -> Tensor:
-                logits = space.forward(
+                logits = window_logits(
                     values.reshape(-1, length, values.shape[-1]), attention_mask.reshape(-1, length)
                 )
                 return _mean_over_windows(logits, attention_mask)
