@@ -405,6 +405,42 @@ def test_a_long_texts_views_run_each_distinct_window_once(model, tokenizer, monk
         torch.testing.assert_close(once, every, atol=1e-6, rtol=0)
 
 
+class _MaskedAttention(torch.nn.Module):
+    """One attention layer that masks padded keys with -inf, as hand-written models do:
+    a window of padding alone has no key to attend to and gives NaN logits."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embeddings = torch.nn.Embedding(len(tokenizer), 4)
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, input_ids, attention_mask):
+        values = self.embeddings(input_ids)
+        scores = (values @ values.transpose(1, 2)).masked_fill(attention_mask[:, None, :] == 0, float("-inf"))
+        return self.head((scores.softmax(-1) @ values)[:, 0])
+
+
+def test_a_model_that_gives_padding_windows_nan_explains_short_and_long_texts_together(
+    tokenizer, monkeypatch
+):
+    from captum_maskopt.text import integration
+
+    model = _MaskedAttention(tokenizer).eval()
+    explainer = TextExplainer(model, tokenizer, layer=model.embeddings, max_length=8, window_overlap=2)
+    texts = [LONG, "Great film!"]
+    encoding = explainer.encode(texts, windows=True)
+    padding_window = encoding.input_ids[1, -1:], encoding.attention_mask[1, -1:]
+    assert torch.isnan(model(*padding_window)).all()
+    # The short text's windows of padding are left out of its mean: not NaN times 0.
+    alone = explainer.predict(explainer.encode(texts[1:], windows=True))
+    torch.testing.assert_close(explainer.predict(encoding)[1:], alone)
+    monkeypatch.setattr(integration, "_RUN_COST_POSITIONS", 10**12)
+    together = explainer.explain(texts, n_steps=6)
+    assert all(bool(torch.isfinite(result.scores).all()) for result in together)
+    assert together[1].probability == pytest.approx(float(alone[0, together[1].target]))
+
+
 def test_bad_window_settings(model, tokenizer):
     with pytest.raises(ValueError, match="window_overlap"):
         TextExplainer(model, tokenizer, max_length=8, window_overlap=6)

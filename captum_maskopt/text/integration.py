@@ -209,8 +209,10 @@ def _mean_over_windows(logits: Tensor, attention_mask: Tensor) -> Tensor:
     windows, all-padding windows (``attention_mask`` ``(N, W, T)``) left out."""
     n, windows = attention_mask.shape[:2]
     logits = logits.reshape(n, windows, -1)
-    used = attention_mask.any(-1, keepdim=True).to(logits.dtype)
-    return (logits * used).sum(1) / used.sum(1)
+    used = attention_mask.any(-1, keepdim=True)
+    # Selected, not multiplied by 0: a model that masks padded keys with -inf gives a
+    # window of padding alone NaN logits, and NaN times 0 is NaN.
+    return torch.where(used, logits, torch.zeros_like(logits)).sum(1) / used.sum(1).to(logits.dtype)
 
 
 def _stack_windows(
