@@ -264,6 +264,16 @@ def test_settings_page_has_a_section_for_every_argument() -> None:
     assert not arguments - mentioned, f"settings.md does not cover {sorted(arguments - mentioned)}"
 
 
+def test_the_settings_page_takes_its_defaults_from_the_presets(tmp_path: Path) -> None:
+    # A default typed into the prose goes stale when a preset changes: the page said 25
+    # steps, and the image preset's weight 1, after both had changed.
+    page = (DOCS / "settings.md").read_text(encoding="utf-8")
+    typed = re.findall(r"[Dd]efaults?:? (?:is |are )?[`(]?[0-9][^\n]{0,30}", page)
+    assert not typed, f"settings.md types defaults instead of <!-- default: name --> markers: {typed}"
+    filled = load_script("build_docs_tables").fill_markers(page, tmp_path)
+    assert "<!-- default:" not in filled and "(images: 200)" in filled
+
+
 def test_every_settings_figure_exists_and_is_shown() -> None:
     pytest.importorskip("matplotlib")
     figures = load_script("make_settings_figures")
