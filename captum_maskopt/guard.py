@@ -115,8 +115,8 @@ def _named(modules: List[nn.Module]) -> str:
 
 @contextlib.contextmanager
 def preserved_caller_state(forward_func: Callable[..., Any]) -> Iterator[None]:
-    """Turn gradients on for the optimization and give the caller back its grad mode
-    and the model's buffers.
+    """Turn gradients on for the optimization (inference mode off, should the caller be
+    in it) and give the caller back its grad mode and the model's buffers.
 
     The loop differentiates with ``torch.autograd.grad`` with respect to the mask
     parameters only, so the model's parameters, their ``.grad`` and ``requires_grad``
@@ -136,7 +136,7 @@ def preserved_caller_state(forward_func: Callable[..., Any]) -> Iterator[None]:
         )
     saved = _saved_buffers(modules)
     try:
-        with torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad():
             yield
     finally:
         _restore_buffers(saved)
@@ -163,6 +163,19 @@ def _restore_buffers(saved: List[Tuple[nn.Module, str, Tensor]]) -> None:
             else:
                 # A forward that replaced the buffer rather than updating it in place.
                 setattr(owner, name, value)
+
+
+def outside_inference_mode(value: Any) -> Any:
+    """``value`` (a tensor, or a tuple or list nesting them; anything else as it is)
+    with every tensor made inside ``torch.inference_mode()`` replaced by a copy made
+    outside it. Autograd may not save such tensors for the backward pass (an index
+    that gathers, a factor of the masked input), and the caller may have made inputs,
+    baselines or masks in an evaluation loop under inference mode."""
+    if isinstance(value, Tensor):
+        return value.clone() if value.is_inference() else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(outside_inference_mode(item) for item in value)
+    return value
 
 
 @contextlib.contextmanager

@@ -578,6 +578,26 @@ def test_caller_state_is_left_as_it_was(cnn):
     _assert_same_state(cnn, before)
 
 
+@pytest.mark.parametrize("layer", [False, True])
+def test_a_call_inside_inference_mode_gives_what_it_gives_outside(cnn, layer):
+    """Evaluation loops run in ``torch.inference_mode()``, where Captum's gradient
+    methods fail ("does not require grad"); the optimization needs gradients of the
+    mask only, so it leaves inference mode for the call, with inputs and baselines
+    made inside it, and the caller is back in inference mode afterwards."""
+    explainer = LayerMaskOptimization(cnn, cnn.features[0]) if layer else MaskOptimization(cnn)
+    images = torch.rand(2, 3, 8, 8)
+    # Groups of 2 x 2 pixels (of the layer's 8 x 8 output too): an index that gathers.
+    cells = (torch.arange(8) // 2).view(1, 1, 8, 1) * 4 + (torch.arange(8) // 2).view(1, 1, 1, 8)
+    outside = explainer.attribute(images, target=1, n_steps=5, baselines=0.5, feature_mask=cells)
+    with torch.inference_mode():
+        inside = explainer.attribute(
+            images.clone(), target=torch.tensor([1, 1]), n_steps=5,
+            baselines=torch.full((1, 3, 8, 8), 0.5), feature_mask=cells.clone(),
+        )
+        assert torch.is_inference_mode_enabled()
+    assert not inside.is_inference() and torch.equal(inside, outside)
+
+
 def test_state_is_restored_when_the_model_raises(cnn):
     calls = {"n": 0}
 

@@ -1,6 +1,8 @@
 """TextExplainer on a small BERT built from a config (no download): tokenization,
 word grouping, pinned specials, offsets and rationales."""
 
+import warnings
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -349,6 +351,21 @@ def test_long_text_is_explained_over_windows(tokenizer):
     # The document's probability is that of the mean of its windows' logits.
     encoding = explainer.encode([LONG], windows=True)
     assert result.probability == pytest.approx(float(explainer.predict(encoding)[0, 1]))
+
+
+@pytest.mark.parametrize("max_length", [32, 8])
+def test_explain_inside_inference_mode_gives_what_it_gives_outside(model, tokenizer, max_length):
+    """An evaluation loop under ``torch.inference_mode()`` makes the encoding's ids,
+    masks and groups inference tensors, which autograd may not save; explain (one
+    window, and the windowed path at ``max_length=8``) gives the same scores there."""
+    explainer = TextExplainer(model, tokenizer, max_length=max_length)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the truncation warning of the short windows
+        outside = explainer.explain(TEXTS, n_steps=5)
+        with torch.inference_mode():
+            inside = explainer.explain(TEXTS, n_steps=5)
+    for a, b in zip(outside, inside):
+        assert a.words == b.words and torch.equal(a.scores, b.scores)
 
 
 def test_a_long_texts_views_run_each_distinct_window_once(model, tokenizer, monkeypatch):

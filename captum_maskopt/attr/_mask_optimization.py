@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 import torch
@@ -32,7 +32,7 @@ from captum_maskopt.formatting import (
     select_target,
     slice_batch,
 )
-from captum_maskopt.guard import preserved_caller_state, progress_bar
+from captum_maskopt.guard import outside_inference_mode, preserved_caller_state, progress_bar
 from captum_maskopt.objective import Objective, class_probabilities, saturated, warn_of_saturation
 from captum_maskopt.optimization import NonFiniteViewsError, OptimizationRecord, optimize_masks
 from captum_maskopt.parametrizations import SmoothMask2D, resolve_parametrization
@@ -287,6 +287,7 @@ class MaskOptimization(PerturbationAttribution):
         most ``internal_batch_size`` at a time; ``forward_func`` receives the views of
         the masked tensors followed by the additional forward arguments."""
         n = problem.masked[0].shape[0]
+        problem = _Problem(*(outside_inference_mode(getattr(problem, f.name)) for f in fields(_Problem)))
         # Drawn once, so every chunk of the call sees the same noise.
         settings = settings.with_overrides(seed=resolve_seed(settings.seed))
         chunks = chunk_rows(n, internal_batch_size)
