@@ -174,7 +174,11 @@ def outside_inference_mode(value: Any) -> Any:
     if isinstance(value, Tensor):
         return value.clone() if value.is_inference() else value
     if isinstance(value, (tuple, list)):
-        return type(value)(outside_inference_mode(item) for item in value)
+        items = [outside_inference_mode(item) for item in value]
+        if all(new is old for new, old in zip(items, value)):
+            # The caller's own object, whatever its class, when nothing needed a copy.
+            return value
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     return value
 
 

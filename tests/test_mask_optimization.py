@@ -3,6 +3,7 @@ state left as it was."""
 
 import functools
 import warnings
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -596,6 +597,33 @@ def test_a_call_inside_inference_mode_gives_what_it_gives_outside(cnn, layer):
         )
         assert torch.is_inference_mode_enabled()
     assert not inside.is_inference() and torch.equal(inside, outside)
+
+
+class _Shift(NamedTuple):
+    amount: torch.Tensor
+    scale: float
+
+
+def test_a_named_tuple_argument_reaches_the_model_as_it_was_given(mlp):
+    """Additional forward arguments pass through the inference-mode copy: a named
+    tuple keeps its class and fields (rebuilding it from one iterable fails), the
+    same object when nothing in it was made in inference mode."""
+    seen = []
+
+    def forward(x, shift):
+        seen.append(shift)
+        return mlp(x * shift.scale + shift.amount)
+
+    x = torch.rand(3, mlp.net[0].in_features)
+    shift = _Shift(torch.tensor(0.5), 2.0)
+    outside = MaskOptimization(forward).attribute(x, target=0, n_steps=3, additional_forward_args=(shift,))
+    assert all(given is shift for given in seen)
+    with torch.inference_mode():
+        inside = MaskOptimization(forward).attribute(
+            x, target=0, n_steps=3, additional_forward_args=(_Shift(torch.tensor(0.5), 2.0),)
+        )
+    assert isinstance(seen[-1], _Shift) and not seen[-1].amount.is_inference()
+    assert torch.equal(inside, outside)
 
 
 def test_state_is_restored_when_the_model_raises(cnn):
